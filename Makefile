@@ -1,0 +1,38 @@
+# Two commands for a newcomer:  `make demo` (the main job) and `make test` (everything).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.setup-done
+NODE_WS := tests/node/node_modules/ws/package.json
+
+.PHONY: setup test check demo bench clean
+
+setup: $(STAMP) $(NODE_WS)
+
+$(STAMP): requirements.txt host/pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e host
+	touch $(STAMP)
+
+$(NODE_WS): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_WS)
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/pyright -p pyrightconfig.esp32.json
+	$(BIN)/pyright -p pyrightconfig.rp2.json
+
+demo: setup
+	$(BIN)/microws demo
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) tests/node/node_modules build .pytest_cache
