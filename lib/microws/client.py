@@ -1,0 +1,199 @@
+"""``connect(url, ...)``: a WebSocket client over asyncio streams (ws:// and wss://).
+
+``ws = await connect(url)`` opens one connection; ``async for ws in
+connect(url, reconnect=True)`` reconnects forever with capped exponential backoff
+and jitter, yielding each new connection.
+"""
+
+import os
+
+import asyncio
+
+from .connection import MICROPYTHON, WebSocket, read_http_head
+from .errors import ConnectionClosed, InvalidHandshake
+from .handshake import build_request, check_response, make_key
+from .server import _nodelay
+
+
+def parse_url(url):
+    """(secure, host, port, resource) of a ws:// or wss:// URL."""
+    if url.startswith("ws://"):
+        secure, rest = False, url[5:]
+    elif url.startswith("wss://"):
+        secure, rest = True, url[6:]
+    else:
+        raise ValueError("URL must start with ws:// or wss://: %r" % url)
+    slash = rest.find("/")
+    query = rest.find("?")
+    cut = slash if slash >= 0 else query
+    if cut >= 0:
+        netloc, resource = rest[:cut], rest[cut:]
+        if resource[0] == "?":
+            resource = "/" + resource
+    else:
+        netloc, resource = rest, "/"
+    if "@" in netloc:
+        raise ValueError("user info in WebSocket URLs is not supported")
+    port = 443 if secure else 80
+    if netloc.startswith("["):  # IPv6 literal
+        end = netloc.find("]")
+        if end < 0:
+            raise ValueError("bad IPv6 address in %r" % url)
+        host = netloc[1:end]
+        if netloc[end + 1 : end + 2] == ":":
+            port = int(netloc[end + 2 :])
+    elif ":" in netloc:
+        host, p = netloc.rsplit(":", 1)
+        port = int(p)
+    else:
+        host = netloc
+    if not host:
+        raise ValueError("no host in %r" % url)
+    return secure, host, port, resource
+
+
+def _client_ssl_context(ssl_arg):
+    if ssl_arg is not None and ssl_arg is not True:
+        return ssl_arg
+    import ssl
+
+    if MICROPYTHON:
+        # Boards carry no CA bundle: encrypt, but verify only when the caller
+        # passes a context with load_verify_locations(cadata=...).
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context()
+
+
+async def _open(url, subprotocols, headers, ssl, open_timeout, options):
+    secure, host, port, resource = parse_url(url)
+    ctx = _client_ssl_context(ssl) if secure else None
+    if ctx is not None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ctx, server_hostname=host), open_timeout
+        )
+    else:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), open_timeout)
+    if MICROPYTHON:
+        _nodelay(writer.s)
+    try:
+        key = make_key()
+        default_port = 443 if secure else 80
+        hosthdr = host if ":" not in host else "[%s]" % host
+        if port != default_port:
+            hosthdr = "%s:%d" % (hosthdr, port)
+        writer.write(build_request(hosthdr, resource, key, subprotocols, headers))
+        await writer.drain()
+        head, leftover = await asyncio.wait_for(read_http_head(reader), open_timeout)
+        resp_headers, proto = check_response(head, key, subprotocols)
+    except BaseException:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except Exception:
+            pass
+        raise
+    return WebSocket(
+        reader,
+        writer,
+        True,
+        path=resource,
+        headers=resp_headers,
+        subprotocol=proto,
+        leftover=leftover,
+        **options,
+    )
+
+
+class connect:
+    """Open a client connection: ``ws = await connect(url, ...)``.
+
+    Parameters: ``subprotocols`` (list offered), ``headers`` (dict or pairs of
+    extra request headers, e.g. Authorization, Origin), ``ssl`` (an SSLContext
+    for wss; default verifies on CPython, encrypts without verifying on boards),
+    ``max_size`` (largest message accepted, else close 1009), ``max_queue``,
+    ``ping_interval`` / ``ping_timeout`` (keepalive seconds; None disables),
+    ``open_timeout``, ``close_timeout``. With ``reconnect=True`` use it as
+    ``async for ws in connect(url, reconnect=True)``: on failure or close it
+    waits ``backoff_min`` doubling up to ``backoff_max`` seconds (with jitter).
+    """
+
+    def __init__(
+        self,
+        url,
+        subprotocols=None,
+        headers=None,
+        ssl=None,
+        max_size=65536,
+        max_queue=16,
+        ping_interval=20,
+        ping_timeout=20,
+        open_timeout=10,
+        close_timeout=10,
+        reconnect=False,
+        backoff_min=0.5,
+        backoff_max=30,
+    ):
+        self.url = url
+        self.subprotocols = subprotocols
+        self.headers = headers
+        self.ssl = ssl
+        self.open_timeout = open_timeout
+        self.options = {
+            "max_size": max_size,
+            "max_queue": max_queue,
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+            "close_timeout": close_timeout,
+        }
+        self.reconnect = reconnect
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self._delay = 0
+        self._ws = None
+        self.attempts = 0  # failed attempts in a row (reconnecting mode)
+
+    def _open(self):
+        return _open(self.url, self.subprotocols, self.headers, self.ssl, self.open_timeout, self.options)
+
+    def __await__(self):
+        return self._open().__await__()
+
+    __iter__ = _open  # MicroPython awaits through __iter__
+
+    async def __aenter__(self):
+        self._ws = await self._open()
+        return self._ws
+
+    async def __aexit__(self, *exc):
+        await self._ws.close()
+
+    def __aiter__(self):
+        if not self.reconnect:
+            raise TypeError("use connect(url, reconnect=True) to iterate over connections")
+        return self
+
+    async def __anext__(self):
+        ws = self._ws
+        if ws is not None:  # the previous connection is over (or abandoned)
+            self._ws = None
+            await ws.close()
+        while True:
+            if self._delay:
+                await asyncio.sleep(self._delay * (0.5 + _random()))
+            try:
+                self._ws = await self._open()
+                self._delay = 0
+                self.attempts = 0
+                return self._ws
+            except (OSError, InvalidHandshake, ConnectionClosed, asyncio.TimeoutError, EOFError):
+                self.attempts += 1
+                self._delay = min(self.backoff_max, self._delay * 2 if self._delay else self.backoff_min)
+        # not reached
+
+
+def _random():
+    """A float in [0, 1) from os.urandom (no `random` module needed on boards)."""
+    b = os.urandom(2)
+    return ((b[0] << 8) | b[1]) / 65536

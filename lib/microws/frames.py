@@ -1,0 +1,175 @@
+"""Sans-I/O framing (RFC 6455 section 5): opcodes, close codes, headers, masking, UTF-8.
+
+Pure functions over bytes; no sockets. Hot paths use the viper versions in
+``speedups`` when the port has a native emitter, else the plain fallbacks here
+(whole-buffer integer XOR for masking; never a per-byte loop on CPython).
+"""
+
+import struct
+
+from .errors import ProtocolError
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
+    from . import speedups as _native
+except (ImportError, SyntaxError):  # CPython, or a port without viper
+    _native = None
+
+OP_CONT = const(0)
+OP_TEXT = const(1)
+OP_BINARY = const(2)
+OP_CLOSE = const(8)
+OP_PING = const(9)
+OP_PONG = const(10)
+
+CLOSE_NORMAL = const(1000)
+CLOSE_GOING_AWAY = const(1001)
+CLOSE_PROTOCOL_ERROR = const(1002)
+CLOSE_UNSUPPORTED = const(1003)
+CLOSE_NO_STATUS = const(1005)
+CLOSE_ABNORMAL = const(1006)
+CLOSE_INVALID_DATA = const(1007)
+CLOSE_POLICY = const(1008)
+CLOSE_TOO_BIG = const(1009)
+CLOSE_INTERNAL_ERROR = const(1011)
+
+
+def encode_header(opcode, length, fin=True, mask_key=None):
+    """Frame header bytes for a payload of ``length`` bytes (plus the mask key if given)."""
+    b0 = opcode | 0x80 if fin else opcode
+    mbit = 0x80 if mask_key else 0
+    if length < 126:
+        hdr = bytes((b0, length | mbit))
+    elif length < 65536:
+        hdr = struct.pack("!BBH", b0, 126 | mbit, length)
+    else:
+        hdr = struct.pack("!BBQ", b0, 127 | mbit, length)
+    return hdr + mask_key if mask_key else hdr
+
+
+if _native:
+
+    def apply_mask(buf, key):
+        """XOR a writable buffer in place with the 4-byte mask ``key``."""
+        _native.apply_mask(buf, len(buf), key)
+
+else:
+
+    def apply_mask(buf, key):
+        """XOR a writable buffer in place with the 4-byte mask ``key``."""
+        n = len(buf)
+        if n:
+            keys = (key * ((n >> 2) + 1))[:n]
+            x = int.from_bytes(buf, "little") ^ int.from_bytes(keys, "little")
+            buf[:] = x.to_bytes(n, "little")
+
+
+def _utf8_scan_plain(buf, n, state):
+    # Same contract as speedups.utf8_scan, for ports without viper.
+    need, lo, hi = state & 3, (state >> 2) & 0xFF, (state >> 10) & 0xFF
+    for i in range(n):
+        b = buf[i]
+        if need == 0:
+            if b < 0x80:
+                continue
+            lo, hi = 0x80, 0xBF
+            if 0xC2 <= b < 0xE0:
+                need = 1
+            elif 0xE0 <= b < 0xF0:
+                need = 2
+                lo = 0xA0 if b == 0xE0 else lo
+                hi = 0x9F if b == 0xED else hi
+            elif 0xF0 <= b < 0xF5:
+                need = 3
+                lo = 0x90 if b == 0xF0 else lo
+                hi = 0x8F if b == 0xF4 else hi
+            else:
+                return -1
+        elif lo <= b <= hi:
+            need, lo, hi = need - 1, 0x80, 0xBF
+        else:
+            return -1
+    return 0 if need == 0 else need | (lo << 2) | (hi << 10)
+
+
+class Utf8Stream:
+    """Incremental strict UTF-8 validator for text split across fragments (fails fast)."""
+
+    def __init__(self):
+        self.state = 0
+        self._dec = None
+        if _scan is None:
+            import codecs
+
+            self._dec = codecs.getincrementaldecoder("utf-8")()
+
+    def feed(self, data, final=False):
+        """True while ``data`` (continuing the previous chunks) can still be valid UTF-8."""
+        if self._dec is not None:
+            try:
+                self._dec.decode(data, final)
+            except UnicodeError:
+                return False
+            return True
+        self.state = _scan(data, len(data), self.state)
+        if self.state < 0:
+            return False
+        return not final or self.state == 0
+
+
+if _native:
+    _scan = _native.utf8_scan
+elif hasattr(str, "isascii"):  # CPython: the codec is strict and fast
+    _scan = None
+else:
+    _scan = _utf8_scan_plain
+
+
+def decode_text(payload):
+    """The text of a complete message; strict UTF-8 or ProtocolError 1007."""
+    if _scan is not None and _scan(payload, len(payload), 0) != 0:
+        raise ProtocolError("invalid UTF-8 in text", CLOSE_INVALID_DATA)
+    try:
+        return str(payload, "utf-8")
+    except UnicodeError:
+        raise ProtocolError("invalid UTF-8 in text", CLOSE_INVALID_DATA)
+
+
+def close_code_is_valid(code):
+    """Codes a peer may send in a close frame (RFC 6455 7.4, IANA registry)."""
+    if 1000 <= code <= 1014:
+        return code not in (1004, 1005, 1006)
+    return 3000 <= code <= 4999
+
+
+def parse_close(payload):
+    """(code, reason) of a close frame payload; 1005 when empty. Raises ProtocolError."""
+    n = len(payload)
+    if n == 0:
+        return CLOSE_NO_STATUS, ""
+    if n == 1:
+        raise ProtocolError("close frame with a 1-byte payload")
+    code = (payload[0] << 8) | payload[1]
+    if not close_code_is_valid(code):
+        raise ProtocolError("invalid close code %d" % code)
+    return code, decode_text(payload[2:])
+
+
+def build_close(code, reason=""):
+    """Close frame payload; empty for 1005 (no status), else code + UTF-8 reason (<= 123 bytes)."""
+    if code == CLOSE_NO_STATUS:
+        return b""
+    r = reason.encode() if isinstance(reason, str) else reason
+    if len(r) > 123:  # cut on a character boundary so the reason stays valid UTF-8
+        cut = 123
+        while cut and (r[cut] & 0xC0) == 0x80:
+            cut -= 1
+        r = r[:cut]
+    return struct.pack("!H", code) + r

@@ -1,0 +1,252 @@
+"""Sans-I/O opening handshake (RFC 6455 section 4): HTTP/1.1 upgrade, both sides.
+
+Parsing is bounded (request line, header bytes, header count) and every failure
+raises ``InvalidHandshake`` carrying the HTTP status a server should answer with.
+"""
+
+import binascii
+import hashlib
+import os
+
+from .errors import InvalidHandshake
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_LINE = 4096  # request line / status line
+MAX_HEADERS = 64
+MAX_HEAD_SIZE = 8192  # whole request or response head
+
+REASONS = {
+    101: "Switching Protocols",
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    414: "URI Too Long",
+    426: "Upgrade Required",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Headers:
+    """HTTP headers, case-insensitive: names lower-cased, repeats joined with ', '."""
+
+    def __init__(self):
+        self._d = {}
+
+    def add(self, name, value):
+        """Add a header (joined with an earlier one of the same name)."""
+        name = name.lower()
+        old = self._d.get(name)
+        self._d[name] = value if old is None else old + ", " + value
+
+    def get(self, name, default=None):
+        return self._d.get(name.lower(), default)
+
+    def __getitem__(self, name):
+        return self._d[name.lower()]
+
+    def __contains__(self, name):
+        return name.lower() in self._d
+
+    def __iter__(self):
+        return iter(self._d)
+
+    def __len__(self):
+        return len(self._d)
+
+    def items(self):
+        return self._d.items()
+
+    def __repr__(self):
+        return "Headers(%r)" % (self._d,)
+
+
+def make_key():
+    """A fresh Sec-WebSocket-Key: base64 of 16 random bytes."""
+    return binascii.b2a_base64(os.urandom(16))[:-1].decode()
+
+
+def accept_key(key):
+    """The Sec-WebSocket-Accept value for ``key``."""
+    digest = hashlib.sha1(key.encode() + GUID).digest()
+    return binascii.b2a_base64(digest)[:-1].decode()
+
+
+def _tokens(value):
+    """Lower-cased comma-separated tokens of a header value."""
+    return [t.strip().lower() for t in value.split(",")] if value else []
+
+
+def parse_head(head):
+    """Split a request/response head into (start line, Headers). Enforces the limits."""
+    try:
+        text = head.decode()
+    except UnicodeError:
+        raise InvalidHandshake("head is not valid text", 400)
+    lines = text.split("\r\n")
+    start = lines[0]
+    if len(start) > MAX_LINE:
+        raise InvalidHandshake("start line too long", 414)
+    headers = Headers()
+    count = 0
+    for line in lines[1:]:
+        if not line:
+            continue
+        count += 1
+        if count > MAX_HEADERS:
+            raise InvalidHandshake("too many headers", 431)
+        colon = line.find(":")
+        if colon <= 0 or line[0] in " \t":
+            raise InvalidHandshake("malformed header line", 400)
+        headers.add(line[:colon].strip(), line[colon + 1 :].strip())
+    return start, headers
+
+
+def build_request(host_header, path, key, subprotocols=None, headers=None):
+    """Client upgrade request bytes."""
+    lines = [
+        "GET %s HTTP/1.1" % path,
+        "Host: %s" % host_header,
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: %s" % key,
+        "Sec-WebSocket-Version: 13",
+    ]
+    if subprotocols:
+        lines.append("Sec-WebSocket-Protocol: %s" % ", ".join(subprotocols))
+    if headers:
+        for name, value in headers.items() if hasattr(headers, "items") else headers:
+            lines.append("%s: %s" % (name, value))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class Request:
+    """A parsed HTTP request head: ``method``, ``path`` (with query), ``headers``."""
+
+    def __init__(self, method, path, headers):
+        self.method = method
+        self.path = path
+        self.headers = headers
+
+    def is_upgrade(self):
+        """True when the client asks for a WebSocket upgrade."""
+        h = self.headers
+        return "websocket" in _tokens(h.get("upgrade")) and "upgrade" in _tokens(h.get("connection"))
+
+
+def parse_request(head):
+    """Parse a request head into a Request; InvalidHandshake(400/414/431) on abuse."""
+    start, headers = parse_head(head)
+    parts = start.split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise InvalidHandshake("malformed request line", 400)
+    if parts[2] != "HTTP/1.1":
+        raise InvalidHandshake("HTTP/1.1 required", 400)
+    return Request(parts[0], parts[1], headers)
+
+
+def check_request(request, subprotocols=None, origins=None):
+    """Validate a client upgrade; returns (accept value, chosen subprotocol or None)."""
+    h = request.headers
+    if request.method != "GET":
+        raise InvalidHandshake("WebSocket upgrade needs GET", 405)
+    if "websocket" not in _tokens(h.get("upgrade")):
+        raise InvalidHandshake("missing 'Upgrade: websocket'", 426)
+    if "upgrade" not in _tokens(h.get("connection")):
+        raise InvalidHandshake("missing 'Connection: Upgrade'", 400)
+    if "host" not in h:
+        raise InvalidHandshake("missing Host", 400)
+    if h.get("sec-websocket-version") != "13":
+        raise InvalidHandshake("unsupported Sec-WebSocket-Version", 426)
+    key = h.get("sec-websocket-key", "")
+    try:
+        raw = binascii.a2b_base64(key)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16 or "," in key:
+        raise InvalidHandshake("invalid Sec-WebSocket-Key", 400)
+    if origins is not None:
+        origin = h.get("origin")
+        if origin not in origins:
+            raise InvalidHandshake("origin %r not allowed" % origin, 403)
+    chosen = None
+    if subprotocols:
+        for p in _tokens(h.get("sec-websocket-protocol")):
+            for mine in subprotocols:
+                if p == mine.lower():
+                    chosen = mine
+                    break
+            if chosen:
+                break
+    return accept_key(key), chosen
+
+
+def build_response(status, headers=None, body=b""):
+    """HTTP/1.1 response bytes (for 101 and for errors/plain pages)."""
+    lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status"))]
+    if headers:
+        for name, value in headers.items() if hasattr(headers, "items") else headers:
+            lines.append("%s: %s" % (name, value))
+    if status != 101:
+        if isinstance(body, str):
+            body = body.encode()
+        lines.append("Content-Length: %d" % len(body))
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def accept_response(accept, subprotocol=None, headers=None):
+    """The 101 response bytes completing a server-side handshake."""
+    h = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]
+    if subprotocol:
+        h.append(("Sec-WebSocket-Protocol", subprotocol))
+    if headers:
+        h.extend(headers.items() if hasattr(headers, "items") else headers)
+    return build_response(101, h)
+
+
+def error_response(err):
+    """Response bytes for a failed handshake (426 also names the version we speak)."""
+    headers = [("Content-Type", "text/plain")]
+    if err.status == 426:
+        headers.append(("Sec-WebSocket-Version", "13"))
+        headers.append(("Upgrade", "websocket"))
+    return build_response(err.status, headers, str(err) + "\n")
+
+
+def check_response(head, key, subprotocols=None):
+    """Validate the server's answer; returns (Headers, chosen subprotocol or None)."""
+    start, headers = parse_head(head)
+    parts = start.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise InvalidHandshake("malformed status line", 0)
+    try:
+        status = int(parts[1])
+    except ValueError:
+        raise InvalidHandshake("malformed status line", 0)
+    if status != 101:
+        raise InvalidHandshake("server answered %d instead of 101" % status, status)
+    if "websocket" not in _tokens(headers.get("upgrade")):
+        raise InvalidHandshake("response lacks 'Upgrade: websocket'", 0)
+    if "upgrade" not in _tokens(headers.get("connection")):
+        raise InvalidHandshake("response lacks 'Connection: Upgrade'", 0)
+    if headers.get("sec-websocket-accept") != accept_key(key):
+        raise InvalidHandshake("wrong Sec-WebSocket-Accept", 0)
+    proto = headers.get("sec-websocket-protocol")
+    if proto is not None:
+        if not subprotocols or proto not in subprotocols:
+            raise InvalidHandshake("server chose a subprotocol we did not offer: %s" % proto, 0)
+    if headers.get("sec-websocket-extensions"):
+        raise InvalidHandshake("server chose an extension we did not offer", 0)
+    return headers, proto
+
+
+def find_head_end(buf):
+    """Index just past the blank line ending an HTTP head in ``buf``, or -1."""
+    i = buf.find(b"\r\n\r\n")
+    return -1 if i < 0 else i + 4

@@ -1,0 +1,330 @@
+"""Sans-I/O WebSocket connection state machine (RFC 6455 sections 5-7).
+
+Bytes in: ``receive_data(data)`` (or, for large payloads, ``payload_view()`` +
+``payload_received(n)`` so the I/O layer can read straight into the message
+buffer). Events out: ``events`` is a list of ``(opcode, data)`` — OP_TEXT (str),
+OP_BINARY (bytes-like), OP_PING, OP_PONG (bytes), OP_CLOSE ((code, reason)).
+Bytes out: ``out`` is a list of buffers to write in order; an item may be a
+generator of buffers (a large frame written in chunks, masked on the fly).
+No sockets, no clocks: the asyncio layer (``connection``) drives it.
+"""
+
+import os
+
+from .errors import PayloadTooBig, ProtocolError
+from .frames import (
+    CLOSE_ABNORMAL,
+    CLOSE_NO_STATUS,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Utf8Stream,
+    apply_mask,
+    build_close,
+    decode_text,
+    encode_header,
+    parse_close,
+)
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+OPEN = const(1)
+CLOSING = const(2)
+CLOSED = const(3)
+
+# Payloads up to this size go out as one buffer with their header (one write:
+# MicroPython leaves Nagle on); bigger ones are written in chunks of this size.
+WRITE_CHUNK = const(16384)
+
+
+class Protocol:
+    """One WebSocket connection's protocol state, client (masks) or server side."""
+
+    def __init__(self, client, max_size=65536):
+        self.client = client
+        self.max_size = max_size
+        self.state = OPEN
+        self.events = []
+        self.out = []
+        self.close_rcvd = None  # (code, reason) received
+        self.close_sent = None  # (code, reason) sent
+        self.failed = False  # we failed the connection: close TCP after sending
+        self.eof = False
+        self._buf = b""  # unparsed bytes: never more than a partial header
+        self._pl = None  # payload buffer of the frame being received in pieces
+        self._pl_pos = 0
+        self._pl_fin = 0
+        self._pl_op = 0
+        self._pl_key = None
+        self._msg_op = 0  # opcode of a fragmented message in progress
+        self._msg_parts = None
+        self._msg_size = 0
+        self._utf8 = None
+
+    # ---- input -------------------------------------------------------------
+
+    def receive_data(self, data):
+        """Feed bytes from the peer; parse every complete frame into ``events``."""
+        if self.state == CLOSED or self.failed:
+            return
+        try:
+            self._receive(data)
+        except ProtocolError as e:
+            self.fail(e.code, str(e))
+
+    def payload_view(self):
+        """A writable view the I/O layer may read the current large payload into, or None."""
+        if self._pl is None:
+            return None
+        return memoryview(self._pl)[self._pl_pos :]
+
+    def payload_received(self, n):
+        """``n`` bytes were read into ``payload_view()``."""
+        self._pl_pos += n
+        if self._pl_pos == len(self._pl):
+            try:
+                self._payload_complete()
+            except ProtocolError as e:
+                self.fail(e.code, str(e))
+
+    def receive_eof(self):
+        """The peer closed TCP."""
+        self.eof = True
+        if self.state != CLOSED:
+            self.state = CLOSED
+            if self.close_rcvd is None:
+                self.events.append((OP_CLOSE, (CLOSE_ABNORMAL, "")))
+
+    def _receive(self, data):
+        n = len(data)
+        i = 0
+        if self._pl is not None:  # finish the partial payload first
+            k = len(self._pl) - self._pl_pos
+            if k > n:
+                k = n
+            self._pl[self._pl_pos : self._pl_pos + k] = data[:k]
+            self.payload_received(k)
+            i = k
+            if i == n:
+                return
+        buf = data
+        if self._buf:
+            buf = self._buf + bytes(data[i:])
+            i = 0
+            n = len(buf)
+            self._buf = b""
+        client = self.client
+        while n - i >= 2 and not self.failed and self.state != CLOSED:
+            b0 = buf[i]
+            b1 = buf[i + 1]
+            op = b0 & 0x0F
+            ln = b1 & 0x7F
+            hl = 2
+            if ln == 126:
+                hl = 4
+                if n - i < 4:
+                    break
+                ln = (buf[i + 2] << 8) | buf[i + 3]
+            elif ln == 127:
+                hl = 10
+                if n - i < 10:
+                    break
+                ln = int.from_bytes(buf[i + 2 : i + 10], "big")
+            masked = b1 & 0x80
+            if masked:
+                hl += 4
+            if n - i < hl:
+                break
+            self._check_header(b0, op, ln, masked, hl)
+            start = i + hl
+            key = buf[start - 4 : start] if masked else None
+            if n - start >= ln:
+                i = start + ln
+                if key is not None:
+                    pl = bytearray(buf[start:i])
+                    apply_mask(pl, key)
+                elif client:
+                    pl = bytes(buf[start:i])
+                else:
+                    pl = buf[start:i]
+                self._frame(b0 & 0x80, op, pl)
+            else:  # partial payload: allocate it once (size already checked), fill as it comes
+                self._pl = pl = bytearray(ln)
+                k = n - start
+                pl[:k] = buf[start:n]
+                self._pl_pos = k
+                self._pl_fin = b0 & 0x80
+                self._pl_op = op
+                self._pl_key = bytes(key) if key is not None else None
+                return
+        if i < n and not self.failed:
+            self._buf = bytes(buf[i:])
+
+    def _check_header(self, b0, op, ln, masked, hl):
+        if b0 & 0x70:
+            raise ProtocolError("reserved bits set (no extension negotiated)")
+        if op >= 8:
+            if op > OP_PONG:
+                raise ProtocolError("reserved control opcode %d" % op)
+            if not b0 & 0x80:
+                raise ProtocolError("fragmented control frame")
+            if ln > 125:
+                raise ProtocolError("control frame payload > 125 bytes")
+        elif op > OP_BINARY:
+            raise ProtocolError("reserved data opcode %d" % op)
+        elif op == OP_CONT:
+            if not self._msg_op:
+                raise ProtocolError("continuation frame without a message to continue")
+        elif self._msg_op:
+            raise ProtocolError("new data frame inside a fragmented message")
+        if self.client:
+            if masked:
+                raise ProtocolError("masked frame from server")
+        elif not masked:
+            raise ProtocolError("unmasked frame from client")
+        if hl >= 10 and ln >> 63:
+            raise ProtocolError("64-bit length with the most significant bit set")
+        if op < 8 and (self._msg_size if op == OP_CONT else 0) + ln > self.max_size:
+            raise PayloadTooBig("message larger than max_size=%d" % self.max_size)
+
+    def _payload_complete(self):
+        pl = self._pl
+        self._pl = None
+        if self._pl_key is not None:
+            apply_mask(pl, self._pl_key)
+        self._frame(self._pl_fin, self._pl_op, pl)
+
+    def _frame(self, fin, op, pl):
+        if op >= 8:
+            self._control(op, pl)
+            return
+        if self.close_rcvd is not None:
+            return  # data after the peer's close: ignore
+        if op == OP_CONT:
+            op = self._msg_op
+            self._msg_parts.append(pl)
+            self._msg_size += len(pl)
+            if op == OP_TEXT and not self._utf8.feed(pl, fin):
+                raise ProtocolError("invalid UTF-8 in text", 1007)
+            if not fin:
+                return
+            parts = self._msg_parts
+            pl = parts[0] if len(parts) == 1 else b"".join(parts)
+            self._msg_op = 0
+            self._msg_parts = None
+            self._msg_size = 0
+            self._utf8 = None
+            if op == OP_TEXT:  # validated fragment by fragment already
+                self.events.append((op, str(pl, "utf-8")))
+                return
+        elif not fin:  # first fragment
+            self._msg_op = op
+            self._msg_parts = [pl]
+            self._msg_size = len(pl)
+            if op == OP_TEXT:
+                self._utf8 = Utf8Stream()
+                if not self._utf8.feed(pl):
+                    raise ProtocolError("invalid UTF-8 in text", 1007)
+            return
+        if op == OP_TEXT:
+            self.events.append((op, decode_text(pl)))
+        else:
+            self.events.append((op, pl))
+
+    def _control(self, op, pl):
+        if op == OP_PING:
+            if self.close_sent is None:
+                self.send_frame(OP_PONG, pl)
+            self.events.append((OP_PING, bytes(pl)))
+        elif op == OP_PONG:
+            self.events.append((OP_PONG, bytes(pl)))
+        else:
+            code, reason = parse_close(pl)
+            self.close_rcvd = (code, reason)
+            if self.close_sent is None:  # echo the close (1005 -> empty payload)
+                self.send_close(code, reason if code != CLOSE_NO_STATUS else "")
+            self.state = CLOSED
+            self.events.append((OP_CLOSE, (code, reason)))
+
+    # ---- output ------------------------------------------------------------
+
+    def send_frame(self, op, data, fin=True):
+        """Queue one frame. ``data`` is bytes-like (str already encoded)."""
+        n = len(data)
+        if self.client:
+            key = os.urandom(4)
+            if n <= WRITE_CHUNK:
+                hdr = encode_header(op, n, fin, key)
+                frame = bytearray(len(hdr) + n)
+                h = len(hdr)
+                frame[:h] = hdr
+                frame[h:] = data
+                apply_mask(memoryview(frame)[h:], key)
+                self.out.append(frame)
+            else:
+                self.out.append(_masked_chunks(encode_header(op, n, fin, key), data, key))
+        elif n <= WRITE_CHUNK:
+            self.out.append(encode_header(op, n, fin) + data if n else encode_header(op, 0, fin))
+        else:
+            self.out.append(_plain_chunks(encode_header(op, n, fin), data))
+
+    def send_close(self, code=1000, reason=""):
+        """Start (or answer) the closing handshake."""
+        if self.close_sent is not None:
+            return
+        self.close_sent = (code, reason)
+        self.send_frame(OP_CLOSE, build_close(code, reason))
+        if self.state == OPEN:
+            self.state = CLOSING
+
+    def fail(self, code, reason=""):
+        """Fail the connection (RFC 6455 7.1.7): send a close with ``code``, then stop reading."""
+        self.failed = True
+        self._pl = None
+        self._buf = b""
+        self.send_close(code, reason)
+        if self.close_rcvd is None:
+            self.events.append((OP_CLOSE, (code, reason)))
+        self.state = CLOSED
+
+    def data_to_send(self):
+        """All queued output as one bytes object (for simple sans-I/O users and tests)."""
+        parts = []
+        for item in self.out:
+            if isinstance(item, (bytes, bytearray)):
+                parts.append(bytes(item))
+            else:
+                parts.extend(bytes(c) for c in item)
+        self.out = []
+        return b"".join(parts)
+
+
+def _plain_chunks(hdr, data):
+    mv = memoryview(data)
+    yield hdr
+    for i in range(0, len(mv), WRITE_CHUNK):
+        yield mv[i : i + WRITE_CHUNK]
+
+
+def _masked_chunks(hdr, data, key):
+    # One scratch buffer reused for every chunk (the writer copies what it keeps);
+    # WRITE_CHUNK is a multiple of 4, so every chunk starts at mask phase 0.
+    mv = memoryview(data)
+    n = len(mv)
+    scratch = bytearray(WRITE_CHUNK)
+    yield hdr
+    for i in range(0, n, WRITE_CHUNK):
+        k = min(WRITE_CHUNK, n - i)
+        sv = memoryview(scratch)[:k]
+        sv[:] = mv[i : i + k]
+        apply_mask(sv, key)
+        yield sv

@@ -1,0 +1,263 @@
+"""``serve(handler, host, port, ...)``: a WebSocket server over asyncio streams.
+
+Also answers plain HTTP (``http_handler``) so a board can serve its page beside
+its WebSocket route. A failing handler closes only its own connection (1011).
+"""
+
+import sys
+
+import asyncio
+
+from .connection import MICROPYTHON, WebSocket, read_http_head
+from .errors import ConnectionClosed, InvalidHandshake
+from .handshake import accept_response, build_response, check_request, error_response, parse_request
+
+
+def _print_exc(e):
+    if MICROPYTHON:
+        sys.print_exception(e)
+    else:
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__)
+
+
+class Server:
+    """A running server: ``port``, ``connections``; ``close()`` then ``await wait_closed()``."""
+
+    def __init__(self, handler, options):
+        self._handler = handler
+        self._opt = options
+        self.connections = set()
+        self._tasks = set()
+        self.port = options["port"]
+        self._listener = None
+        self._sock = None
+        self._accept_task = None
+        self._closing = False
+
+    async def _start(self, host, port, backlog):
+        ssl = self._opt["ssl"]
+        if not MICROPYTHON:
+            self._listener = await asyncio.start_server(self._client, host, port, ssl=ssl, backlog=backlog)
+            self.port = self._listener.sockets[0].getsockname()[1]
+            return
+        import socket
+
+        ai = socket.getaddrinfo(host, port)[0]
+        s = socket.socket(ai[0], socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(ai[-1])
+        s.listen(backlog)
+        s.setblocking(False)
+        self._sock = s
+        if port == 0:
+            self.port = _bound_port(s)
+        self._accept_task = asyncio.create_task(self._accept_loop(s, ssl))
+
+    async def _accept_loop(self, s, ssl):
+        from asyncio import core
+
+        while True:
+            yield core._io_queue.queue_read(s)
+            try:
+                s2, addr = s.accept()
+            except OSError:
+                continue
+            if ssl is not None:
+                try:
+                    s2 = ssl.wrap_socket(s2, server_side=True, do_handshake_on_connect=False)
+                except OSError:
+                    s2.close()
+                    continue
+            s2.setblocking(False)
+            _nodelay(s2)
+            stream = asyncio.StreamReader(s2, {"peername": addr})
+            asyncio.create_task(self._client(stream, stream))
+
+    async def _client(self, reader, writer):
+        opt = self._opt
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        ws = None
+        try:
+            if self._closing or (opt["max_connections"] and len(self.connections) >= opt["max_connections"]):
+                await _respond(writer, build_response(503, [("Retry-After", "1")], "too many connections\n"))
+                return
+            try:
+                head, leftover = await asyncio.wait_for(read_http_head(reader), opt["handshake_timeout"])
+                request = parse_request(head)
+                if not request.is_upgrade() and opt["http_handler"] is not None:
+                    await _respond(writer, await _http_response(opt["http_handler"], request))
+                    return
+                handler = self._handler
+                if isinstance(handler, dict):
+                    handler = handler.get(request.path.split("?", 1)[0])
+                    if handler is None:
+                        raise InvalidHandshake("no WebSocket route for this path", 404)
+                accept, subprotocol = check_request(request, opt["subprotocols"], opt["origins"])
+            except InvalidHandshake as e:
+                await _respond(writer, error_response(e))
+                return
+            except (asyncio.TimeoutError, OSError, EOFError):
+                await _respond(writer, b"")
+                return
+            writer.write(accept_response(accept, subprotocol))
+            await writer.drain()
+            ws = WebSocket(
+                reader,
+                writer,
+                False,
+                path=request.path,
+                headers=request.headers,
+                subprotocol=subprotocol,
+                max_size=opt["max_size"],
+                max_queue=opt["max_queue"],
+                ping_interval=opt["ping_interval"],
+                ping_timeout=opt["ping_timeout"],
+                close_timeout=opt["close_timeout"],
+                leftover=leftover,
+            )
+            self.connections.add(ws)
+            try:
+                await handler(ws)
+            except ConnectionClosed:
+                pass
+            except asyncio.CancelledError:
+                await ws.close(1001, "server shutting down")
+                return
+            except Exception as e:
+                _print_exc(e)
+                await ws.close(1011, "internal error")
+                return
+            await ws.close(1000)
+        except Exception as e:  # never let one connection stop the server
+            _print_exc(e)
+            if ws is not None:
+                await ws._close_tcp()
+        finally:
+            if ws is not None:
+                self.connections.discard(ws)
+                await ws._close_tcp()
+            self._tasks.discard(task)
+
+    def close(self):
+        """Stop accepting and close every connection with 1001 (going away)."""
+        self._closing = True
+        if self._listener is not None:
+            self._listener.close()
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            self._accept_task = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        for ws in list(self.connections):
+            asyncio.create_task(ws.close(1001, "server shutting down"))
+
+    async def wait_closed(self):
+        """Wait until the listener and every connection are closed."""
+        if self._listener is not None:
+            await self._listener.wait_closed()
+        while self._tasks:
+            await asyncio.sleep(0.01)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+        await self.wait_closed()
+
+
+async def _http_response(http_handler, request):
+    result = http_handler(request)
+    if hasattr(result, "send"):  # a coroutine
+        result = await result
+    if result is None:
+        return build_response(404, [("Content-Type", "text/plain")], "not found\n")
+    status, headers, body = result
+    return build_response(status, headers, body)
+
+
+async def _respond(writer, data):
+    try:
+        if data:
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    try:
+        writer.close()
+        await writer.wait_closed()
+    except Exception:
+        pass
+
+
+def _nodelay(sock):
+    # IPPROTO_TCP=6, TCP_NODELAY=1 on Linux and lwIP; constants are missing on MicroPython.
+    try:
+        sock.setsockopt(6, 1, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _bound_port(sock):
+    """The port a socket bound to port 0 got (unix port: via /proc, no getsockname there)."""
+    import os
+
+    ino = str(os.stat("/proc/self/fd/%d" % sock.fileno())[1])
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            with open(table) as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[9] == ino:
+                        return int(fields[1].rsplit(":", 1)[1], 16)
+        except OSError:
+            pass
+    raise OSError("cannot find the bound port")
+
+
+async def serve(
+    handler,
+    host="0.0.0.0",
+    port=80,
+    ssl=None,
+    subprotocols=None,
+    origins=None,
+    max_size=65536,
+    max_queue=16,
+    max_connections=None,
+    http_handler=None,
+    ping_interval=None,
+    ping_timeout=20,
+    handshake_timeout=10,
+    close_timeout=10,
+    backlog=64,
+):
+    """Start a server; returns a Server (``.port`` is the bound port, also for port 0).
+
+    ``handler(ws)`` is a coroutine run per connection (or a dict {path: handler};
+    other paths get 404). ``origins``: allowed Origin values (others get 403;
+    include None to allow clients that send no Origin). ``http_handler(request)``
+    (sync or async) answers plain HTTP requests with ``(status, headers, body)``
+    or None for 404. ``max_connections``: beyond it new clients get 503.
+    """
+    options = {
+        "ssl": ssl,
+        "port": port,
+        "subprotocols": subprotocols,
+        "origins": origins,
+        "max_size": max_size,
+        "max_queue": max_queue,
+        "max_connections": max_connections,
+        "http_handler": http_handler,
+        "ping_interval": ping_interval,
+        "ping_timeout": ping_timeout,
+        "handshake_timeout": handshake_timeout,
+        "close_timeout": close_timeout,
+    }
+    server = Server(handler, options)
+    await server._start(host, port, backlog)
+    return server

@@ -1,0 +1,86 @@
+"""Native (viper) fast paths for MicroPython ports with a native emitter.
+
+Imported by ``frames`` inside ``try``: on CPython, or a port without viper, the
+plain fallbacks in ``frames`` are used instead. Word access only happens on
+4-byte-aligned addresses (RP2040's Cortex-M0+ faults on unaligned words).
+"""
+
+import micropython
+
+
+@micropython.viper
+def apply_mask(buf: ptr8, n: int, key: ptr8):  # type: ignore[name-defined]  # noqa: F821
+    """XOR ``n`` bytes of ``buf`` in place with the 4-byte ``key`` (phase 0 at buf[0])."""
+    addr = int(buf)
+    i = 0
+    while i < n and ((addr + i) & 3) != 0:
+        buf[i] = buf[i] ^ key[i & 3]
+        i += 1
+    # The key as one little-endian word, rotated to the first aligned offset.
+    kw = key[i & 3] | (key[(i + 1) & 3] << 8) | (key[(i + 2) & 3] << 16) | (key[(i + 3) & 3] << 24)
+    words = ptr32(addr + i)  # type: ignore[name-defined]  # noqa: F821
+    nw = (n - i) >> 2
+    j = 0
+    while j + 4 <= nw:
+        words[j] = words[j] ^ kw
+        words[j + 1] = words[j + 1] ^ kw
+        words[j + 2] = words[j + 2] ^ kw
+        words[j + 3] = words[j + 3] ^ kw
+        j += 4
+    while j < nw:
+        words[j] = words[j] ^ kw
+        j += 1
+    i += nw << 2
+    while i < n:
+        buf[i] = buf[i] ^ key[i & 3]
+        i += 1
+
+
+@micropython.viper
+def utf8_scan(buf: ptr8, n: int, state: int) -> int:
+    """Strict UTF-8 check of ``n`` bytes continuing from ``state``.
+
+    Returns -1 on an invalid sequence (overlong, surrogate, > U+10FFFF, stray
+    continuation), 0 when the bytes end on a character boundary, else a state to
+    pass with the next chunk: need | lo << 2 | hi << 10 (continuations still
+    expected and the allowed range of the next byte).
+    """
+    need = state & 3
+    lo = (state >> 2) & 0xFF
+    hi = (state >> 10) & 0xFF
+    i = 0
+    while i < n:
+        b = buf[i]
+        i += 1
+        if need == 0:
+            if b < 0x80:
+                continue
+            if b < 0xC2:
+                return -1
+            lo = 0x80
+            hi = 0xBF
+            if b < 0xE0:
+                need = 1
+            elif b < 0xF0:
+                need = 2
+                if b == 0xE0:
+                    lo = 0xA0
+                elif b == 0xED:
+                    hi = 0x9F
+            elif b < 0xF5:
+                need = 3
+                if b == 0xF0:
+                    lo = 0x90
+                elif b == 0xF4:
+                    hi = 0x8F
+            else:
+                return -1
+        else:
+            if b < lo or b > hi:
+                return -1
+            need -= 1
+            lo = 0x80
+            hi = 0xBF
+    if need == 0:
+        return 0
+    return need | (lo << 2) | (hi << 10)
