@@ -5,9 +5,8 @@ connect(url, reconnect=True)`` reconnects forever with capped exponential backof
 and jitter, yielding each new connection.
 """
 
-import os
-
 import asyncio
+import os
 
 from .connection import MICROPYTHON, WebSocket, read_http_head
 from .errors import ConnectionClosed, InvalidHandshake

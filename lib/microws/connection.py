@@ -6,9 +6,8 @@ Small frames go out in one write (MicroPython leaves Nagle on); large ones in
 chunks so the heap never holds a second copy of a big message.
 """
 
-import sys
-
 import asyncio
+import sys
 
 from .errors import ConnectionClosed, ConnectionClosedError, InvalidHandshake, closed_error
 from .frames import (
@@ -324,7 +323,6 @@ class WebSocket:
         """Complete the closing handshake (bounded by close_timeout), then close TCP."""
         if self._tcp_closed:
             return
-        p = self.proto
         try:
             await asyncio.wait_for(self._read_until_closed(), self.close_timeout)
         except asyncio.TimeoutError:

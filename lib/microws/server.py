@@ -4,9 +4,8 @@ Also answers plain HTTP (``http_handler``) so a board can serve its page beside
 its WebSocket route. A failing handler closes only its own connection (1011).
 """
 
-import sys
-
 import asyncio
+import sys
 
 from .connection import MICROPYTHON, WebSocket, read_http_head
 from .errors import ConnectionClosed, InvalidHandshake
