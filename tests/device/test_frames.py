@@ -1,0 +1,132 @@
+"""Sans-I/O framing primitives: headers, masking, UTF-8, close payloads, handshake keys."""
+
+from devtest import raises
+
+from microws.errors import ProtocolError
+from microws.frames import (
+    Utf8Stream,
+    apply_mask,
+    build_close,
+    decode_text,
+    encode_header,
+    parse_close,
+)
+from microws.handshake import accept_key
+
+INVALID_UTF8 = [
+    b"\xc0\x80",  # overlong NUL
+    b"\xc1\xbf",  # overlong
+    b"\xe0\x80\x80",  # overlong 3-byte
+    b"\xe0\x9f\xbf",
+    b"\xf0\x8f\xbf\xbf",  # overlong 4-byte
+    b"\xed\xa0\x80",  # surrogate U+D800
+    b"\xed\xbf\xbf",  # surrogate U+DFFF
+    b"\xf4\x90\x80\x80",  # > U+10FFFF
+    b"\xf5\x80\x80\x80",
+    b"\xff",
+    b"\x80",  # stray continuation
+    b"\xce\xba\xe1\xbd",  # truncated at the end
+    b"a\xe2\x82",
+    b"\xe2\x28\xa1",
+]
+VALID_UTF8 = [
+    b"",
+    b"hello",
+    "κόσμε".encode(),
+    b"\xef\xbf\xbf",  # U+FFFF
+    b"\xf4\x8f\xbf\xbf",  # U+10FFFF
+    b"\xed\x9f\xbf",  # U+D7FF
+    b"\xee\x80\x80",  # U+E000
+    b"\xf0\x90\x80\x80",  # U+10000
+    "Hello-µ@ßöäüàá-UTF-8!!".encode(),
+]
+
+
+def test_header_lengths_use_7_16_64_bit_forms():
+    assert encode_header(1, 0) == b"\x81\x00"
+    assert encode_header(2, 125) == b"\x82\x7d"
+    assert encode_header(2, 126) == b"\x82\x7e\x00\x7e"
+    assert encode_header(2, 65535) == b"\x82\x7e\xff\xff"
+    assert encode_header(2, 65536) == b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"
+    assert encode_header(0, 3, fin=False) == b"\x00\x03"
+    assert encode_header(1, 5, mask_key=b"abcd") == b"\x81\x85abcd"
+
+
+def test_mask_matches_byte_by_byte_xor_at_every_alignment_and_length():
+    key = b"\x37\xfa\x21\x3d"
+    for offset in range(4):
+        for n in list(range(0, 40)) + [63, 64, 65, 1000, 4097]:
+            base = bytearray((i * 7 + 3) & 0xFF for i in range(n + offset))
+            expected = bytes(base[offset + i] ^ key[i & 3] for i in range(n))
+            view = memoryview(base)[offset:]
+            apply_mask(view, key)
+            assert bytes(view) == expected, (offset, n)
+
+
+def test_mask_twice_restores_payload():
+    data = bytearray(b"The quick brown fox jumps over the lazy dog" * 100)
+    orig = bytes(data)
+    apply_mask(data, b"\x01\x02\x03\x04")
+    assert bytes(data) != orig
+    apply_mask(data, b"\x01\x02\x03\x04")
+    assert bytes(data) == orig
+
+
+def test_strict_utf8_rejects_overlong_surrogates_and_out_of_range():
+    for bad in INVALID_UTF8:
+        with raises(ProtocolError) as e:
+            decode_text(bad)
+        assert e.value.code == 1007, bad
+    for good in VALID_UTF8:
+        assert decode_text(good) == good.decode()
+
+
+def test_utf8_stream_accepts_valid_text_split_at_every_byte():
+    text = "κόσμε €𐍈 ascii".encode()
+    for cut in range(len(text) + 1):
+        s = Utf8Stream()
+        assert s.feed(text[:cut]), cut
+        assert s.feed(text[cut:], True), cut
+
+
+def test_utf8_stream_fails_fast_on_the_first_bad_fragment():
+    s = Utf8Stream()
+    assert s.feed(b"\xce\xba\xe1")
+    assert not s.feed(b"\x80A")  # E1 80 needs one more continuation byte, not "A"
+    s = Utf8Stream()
+    assert s.feed(b"ok \xf4")
+    assert not s.feed(b"\x90")  # > U+10FFFF known at the second byte, before the end
+
+
+def test_utf8_stream_rejects_message_ending_mid_character():
+    s = Utf8Stream()
+    assert s.feed(b"\xe2\x82")
+    assert not s.feed(b"", True)
+
+
+def test_close_payload_rules():
+    assert parse_close(b"") == (1005, "")
+    assert parse_close(b"\x03\xe8") == (1000, "")
+    assert parse_close(b"\x03\xe8bye") == (1000, "bye")
+    for code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999):
+        assert parse_close(build_close(code, "x")) == (code, "x")
+    for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535):
+        with raises(ProtocolError) as e:
+            parse_close(bytes((code >> 8, code & 0xFF)))
+        assert e.value.code == 1002, code
+    with raises(ProtocolError) as e:
+        parse_close(b"\x03")
+    assert e.value.code == 1002
+    with raises(ProtocolError) as e:
+        parse_close(b"\x03\xe8\xc0\x80")
+    assert e.value.code == 1007
+
+
+def test_close_reason_is_cut_to_123_bytes_on_a_character_boundary():
+    payload = build_close(1000, "é" * 100)
+    assert len(payload) <= 125
+    assert parse_close(payload)[1] == "é" * 61
+
+
+def test_accept_key_matches_rfc_example():
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

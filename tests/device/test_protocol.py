@@ -1,0 +1,338 @@
+"""Sans-I/O protocol state machine, organised like the Autobahn categories.
+
+Each test feeds bytes from ``wirepeer`` (an independent frame builder) and checks
+events and the bytes microws would send.
+"""
+
+from wirepeer import close_payload, frame
+
+from microws.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
+from microws.protocol import CLOSED, CLOSING, OPEN, WRITE_CHUNK, Protocol
+
+
+def server(max_size=65536):
+    return Protocol(client=False, max_size=max_size)
+
+
+def client(max_size=65536):
+    return Protocol(client=True, max_size=max_size)
+
+
+def parse_out(data, masked):
+    """Frames in bytes microws produced: list of (fin, op, payload)."""
+    out = []
+    i = 0
+    while i < len(data):
+        b0, b1 = data[i], data[i + 1]
+        assert bool(b1 & 0x80) == masked
+        n = b1 & 0x7F
+        i += 2
+        if n == 126:
+            n = int.from_bytes(data[i : i + 2], "big")
+            i += 2
+        elif n == 127:
+            n = int.from_bytes(data[i : i + 8], "big")
+            i += 8
+        key = None
+        if masked:
+            key = data[i : i + 4]
+            i += 4
+        pl = data[i : i + n]
+        if key:
+            pl = bytes(pl[j] ^ key[j & 3] for j in range(n))
+        i += n
+        out.append((b0 & 0x80, b0 & 0x0F, pl))
+    return out
+
+
+def close_code_sent(p):
+    frames = parse_out(p.data_to_send(), p.client)
+    closes = [f for f in frames if f[1] == OP_CLOSE]
+    assert closes, frames
+    pl = closes[-1][2]
+    return int.from_bytes(pl[:2], "big") if pl else None
+
+
+# ---- 1 framing ---------------------------------------------------------------
+
+
+def test_server_receives_text_and_binary_of_every_length_form():
+    for n in (0, 1, 125, 126, 127, 65535, 65536):
+        p = server(max_size=1 << 20)
+        p.receive_data(frame(OP_BINARY, bytes(range(256)) * (n // 256) + bytes(range(n % 256))))
+        p.receive_data(frame(OP_TEXT, "x" * n))
+        assert [(op, len(d)) for op, d in p.events] == [(OP_BINARY, n), (OP_TEXT, n)]
+        assert p.state == OPEN
+
+
+def test_frames_arriving_one_byte_at_a_time_parse_identically():
+    wire = frame(OP_TEXT, "hello") + frame(OP_BINARY, b"\x00" * 300) + frame(OP_PING, b"p") + frame(OP_BINARY, b"z" * 70000)
+    p = server(max_size=1 << 20)
+    for i in range(len(wire)):
+        p.receive_data(wire[i : i + 1])
+    assert [op for op, _ in p.events] == [OP_TEXT, OP_BINARY, OP_PING, OP_BINARY]
+    assert p.events[0][1] == "hello" and bytes(p.events[3][1]) == b"z" * 70000
+    assert parse_out(p.data_to_send(), False) == [(0x80, OP_PONG, b"p")]
+
+
+def test_server_fails_unmasked_client_frame_with_1002():
+    p = server()
+    p.receive_data(frame(OP_TEXT, "hi", mask=False))
+    assert p.events == [(OP_CLOSE, (1002, p.close_sent[1]))]
+    assert close_code_sent(p) == 1002
+    assert p.state == CLOSED and p.failed
+
+
+def test_client_fails_masked_server_frame_with_1002():
+    p = client()
+    p.receive_data(frame(OP_TEXT, "hi", mask=True))
+    assert close_code_sent(p) == 1002
+
+
+def test_client_masks_every_frame_with_a_fresh_key():
+    p = client()
+    p.send_frame(OP_TEXT, b"same")
+    p.send_frame(OP_TEXT, b"same")
+    data = p.data_to_send()
+    assert data[1] & 0x80 and data[11] & 0x80
+    assert data[2:6] != data[12:16]  # different keys
+    assert parse_out(data, True) == [(0x80, OP_TEXT, b"same")] * 2
+
+
+def test_server_frames_are_never_masked():
+    p = server()
+    p.send_frame(OP_BINARY, b"abc")
+    assert p.data_to_send() == b"\x82\x03abc"
+
+
+def test_large_frames_are_written_in_chunks_with_correct_bytes():
+    payload = bytes(range(256)) * ((3 * WRITE_CHUNK) // 256 + 3)
+    for p in (client(), server()):
+        p.send_frame(OP_BINARY, payload)
+        assert not isinstance(p.out[0], (bytes, bytearray))  # a generator of chunks
+        assert parse_out(p.data_to_send(), p.client) == [(0x80, OP_BINARY, payload)]
+
+
+def test_64_bit_length_with_top_bit_set_is_rejected():
+    p = server()
+    p.receive_data(b"\x82\xff" + b"\x80" + b"\x00" * 7 + b"abcd")
+    assert close_code_sent(p) == 1002
+
+
+# ---- 2 ping/pong -------------------------------------------------------------
+
+
+def test_ping_is_answered_with_pong_carrying_the_same_payload():
+    for payload in (b"", b"hello", bytes(range(125))):
+        p = server()
+        p.receive_data(frame(OP_PING, payload))
+        assert parse_out(p.data_to_send(), False) == [(0x80, OP_PONG, payload)]
+        assert p.events == [(OP_PING, payload)]
+
+
+def test_client_answers_ping_with_masked_pong():
+    p = client()
+    p.receive_data(frame(OP_PING, b"abc", mask=False))
+    assert parse_out(p.data_to_send(), True) == [(0x80, OP_PONG, b"abc")]
+
+
+def test_unsolicited_pong_is_only_an_event():
+    p = server()
+    p.receive_data(frame(OP_PONG, b"x"))
+    assert p.events == [(OP_PONG, b"x")] and p.data_to_send() == b""
+
+
+def test_control_frame_over_125_bytes_fails_1002():
+    p = server()
+    p.receive_data(frame(OP_PING, b"x" * 126))
+    assert close_code_sent(p) == 1002
+
+
+def test_fragmented_control_frame_fails_1002():
+    p = server()
+    p.receive_data(frame(OP_PING, b"x", fin=False))
+    assert close_code_sent(p) == 1002
+
+
+# ---- 3 reserved bits / 4 opcodes --------------------------------------------
+
+
+def test_reserved_bits_fail_1002():
+    for rsv in (1, 2, 3, 4, 5, 6, 7):
+        p = server()
+        p.receive_data(frame(OP_TEXT, "x", rsv=rsv))
+        assert close_code_sent(p) == 1002, rsv
+        assert not [e for e in p.events if e[0] == OP_TEXT]
+
+
+def test_reserved_opcodes_fail_1002():
+    for op in (3, 4, 5, 6, 7, 11, 12, 13, 14, 15):
+        p = server()
+        p.receive_data(frame(op, b""))
+        assert close_code_sent(p) == 1002, op
+
+
+def test_nothing_after_a_protocol_error_is_processed():
+    p = server()
+    p.receive_data(frame(OP_TEXT, "a") + frame(OP_TEXT, "b", rsv=4) + frame(OP_TEXT, "c"))
+    assert [e for e in p.events if e[0] == OP_TEXT] == [(OP_TEXT, "a")]
+    p.receive_data(frame(OP_TEXT, "d"))
+    assert [e for e in p.events if e[0] == OP_TEXT] == [(OP_TEXT, "a")]
+
+
+# ---- 5 fragmentation ----------------------------------------------------------
+
+
+def test_fragmented_text_with_interleaved_pings_is_reassembled():
+    p = server()
+    p.receive_data(frame(OP_TEXT, "frag", fin=False))
+    p.receive_data(frame(OP_PING, b"1"))
+    p.receive_data(frame(0, "men", fin=False))
+    p.receive_data(frame(OP_PING, b"2"))
+    p.receive_data(frame(0, "ted", fin=True))
+    assert [e for e in p.events if e[0] == OP_TEXT] == [(OP_TEXT, "fragmented")]
+    pongs = parse_out(p.data_to_send(), False)
+    assert pongs == [(0x80, OP_PONG, b"1"), (0x80, OP_PONG, b"2")]
+
+
+def test_fragmented_binary_with_empty_fragments():
+    p = server()
+    p.receive_data(frame(OP_BINARY, b"", fin=False) + frame(0, b"ab", fin=False) + frame(0, b"", fin=True))
+    assert [(op, bytes(d)) for op, d in p.events] == [(OP_BINARY, b"ab")]
+
+
+def test_continuation_without_a_message_fails_1002():
+    p = server()
+    p.receive_data(frame(0, "x", fin=True))
+    assert close_code_sent(p) == 1002
+
+
+def test_new_message_inside_a_fragmented_one_fails_1002():
+    p = server()
+    p.receive_data(frame(OP_TEXT, "a", fin=False) + frame(OP_TEXT, "b"))
+    assert close_code_sent(p) == 1002
+
+
+# ---- 6 UTF-8 handling ----------------------------------------------------------
+
+
+def test_invalid_utf8_in_a_text_frame_fails_1007():
+    for bad in (b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xce\xba\xe1\xbd"):
+        p = server()
+        p.receive_data(frame(OP_TEXT, bad))
+        assert close_code_sent(p) == 1007, bad
+
+
+def test_valid_utf8_split_across_fragments_at_every_byte():
+    text = "κόσμε€𐍈".encode()
+    for cut in range(1, len(text)):
+        p = server()
+        p.receive_data(frame(OP_TEXT, text[:cut], fin=False) + frame(0, text[cut:]))
+        assert p.events == [(OP_TEXT, "κόσμε€𐍈")], cut
+
+
+def test_invalid_utf8_fails_on_the_fragment_that_breaks_it():
+    p = server()
+    p.receive_data(frame(OP_TEXT, b"\xce\xba\xf4", fin=False))
+    assert p.state == OPEN
+    p.receive_data(frame(0, b"\x90", fin=False))  # U+11xxxx: known bad before the end
+    assert close_code_sent(p) == 1007
+
+
+def test_text_ending_mid_character_across_fragments_fails_1007():
+    p = server()
+    p.receive_data(frame(OP_TEXT, b"ok\xe2", fin=False) + frame(0, b"\x82"))
+    assert close_code_sent(p) == 1007
+
+
+def test_binary_is_not_utf8_checked():
+    p = server()
+    p.receive_data(frame(OP_BINARY, b"\xff\xfe"))
+    assert [(op, bytes(d)) for op, d in p.events] == [(OP_BINARY, b"\xff\xfe")]
+
+
+# ---- 7 close handling ----------------------------------------------------------
+
+
+def test_close_is_echoed_with_the_same_code():
+    p = server()
+    p.receive_data(frame(OP_CLOSE, close_payload(1000, "bye")))
+    assert p.events == [(OP_CLOSE, (1000, "bye"))]
+    assert close_code_sent(p) == 1000 and p.state == CLOSED
+
+
+def test_empty_close_is_echoed_empty():
+    p = server()
+    p.receive_data(frame(OP_CLOSE, b""))
+    assert p.events == [(OP_CLOSE, (1005, ""))]
+    assert parse_out(p.data_to_send(), False) == [(0x80, OP_CLOSE, b"")]
+
+
+def test_bad_close_payloads_fail_with_the_right_code():
+    cases = [(b"\x03", 1002), (close_payload(999), 1002), (close_payload(1004), 1002), (close_payload(1005), 1002),
+             (close_payload(1006), 1002), (close_payload(1015), 1002), (close_payload(1016), 1002),
+             (close_payload(2999), 1002), (close_payload(5000), 1002), (close_payload(1000, b"\xc0\x80"), 1007)]
+    for payload, code in cases:
+        p = server()
+        p.receive_data(frame(OP_CLOSE, payload))
+        assert close_code_sent(p) == code, (payload, code)
+
+
+def test_valid_application_close_codes_are_accepted():
+    for code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999):
+        p = server()
+        p.receive_data(frame(OP_CLOSE, close_payload(code)))
+        assert close_code_sent(p) == code
+
+
+def test_we_close_then_peer_answers():
+    p = client()
+    p.send_close(1001, "going")
+    assert p.state == CLOSING
+    assert parse_out(p.data_to_send(), True) == [(0x80, OP_CLOSE, close_payload(1001, "going"))]
+    p.receive_data(frame(OP_CLOSE, close_payload(1001), mask=False))
+    assert p.state == CLOSED and p.data_to_send() == b""  # no second close
+
+
+def test_data_after_close_is_ignored_and_no_pong_after_close_sent():
+    p = server()
+    p.send_close(1000)
+    p.data_to_send()
+    p.receive_data(frame(OP_PING, b"late"))
+    assert p.data_to_send() == b""
+
+
+# ---- 9 limits ------------------------------------------------------------------
+
+
+def test_oversize_frame_fails_1009_from_the_header_alone():
+    p = server(max_size=16384)
+    p.receive_data(b"\x82\xff" + (1 << 20).to_bytes(8, "big") + b"abcd")  # header only: 1 MiB announced
+    assert close_code_sent(p) == 1009
+    assert p.payload_view() is None  # nothing was allocated for it
+
+
+def test_oversize_fragmented_message_fails_1009():
+    p = server(max_size=1000)
+    p.receive_data(frame(OP_BINARY, b"x" * 600, fin=False))
+    assert p.state == OPEN
+    p.receive_data(frame(0, b"x" * 600, fin=True))
+    assert close_code_sent(p) == 1009
+
+
+def test_message_of_exactly_max_size_is_accepted():
+    p = server(max_size=1000)
+    p.receive_data(frame(OP_BINARY, b"x" * 500, fin=False) + frame(0, b"y" * 500))
+    assert [(op, len(d)) for op, d in p.events] == [(OP_BINARY, 1000)]
+
+
+def test_large_payload_can_be_read_straight_into_the_message_buffer():
+    p = server(max_size=1 << 20)
+    wire = frame(OP_BINARY, b"q" * 100000)
+    p.receive_data(wire[:1000])
+    view = p.payload_view()
+    assert view is not None and len(view) == 100000 - (1000 - 14)
+    rest = wire[1000:]
+    view[: len(rest)] = rest
+    p.payload_received(len(rest))
+    assert [(op, bytes(d)) for op, d in p.events] == [(OP_BINARY, b"q" * 100000)]
