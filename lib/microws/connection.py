@@ -119,6 +119,8 @@ class WebSocket:
         Raises ConnectionClosedOK / ConnectionClosedError when the connection ends.
         """
         msgs = self._messages
+        if self.proto.out:  # replies to frames that came with the handshake
+            await self._flush()
         while not msgs:
             if self.proto.state == CLOSED:
                 await self._finish()
@@ -323,6 +325,11 @@ class WebSocket:
         """Complete the closing handshake (bounded by close_timeout), then close TCP."""
         if self._tcp_closed:
             return
+        if self.proto.out:
+            try:
+                await self._flush()
+            except OSError:
+                pass
         try:
             await asyncio.wait_for(self._read_until_closed(), self.close_timeout)
         except asyncio.TimeoutError:
@@ -413,7 +420,7 @@ async def read_http_head(reader, limit=MAX_HEAD_SIZE):
         start = len(buf) - 3 if len(buf) > 3 else 0
         buf += chunk
         end = buf.find(b"\r\n\r\n", start)
-        if end >= 0:
+        if end >= 0 and end + 4 <= limit:
             return buf[: end + 4], buf[end + 4 :]
         if len(buf) > limit:
             raise InvalidHandshake("request head too large", 414 if buf.find(b"\r\n") < 0 else 431)

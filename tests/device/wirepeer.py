@@ -96,7 +96,9 @@ async def read_eof(reader):
 
 def upgrade_request(path="/", host="127.0.0.1", extra=(), version="13", key=KEY, upgrade="websocket",
                     connection="Upgrade"):
-    lines = ["GET %s HTTP/1.1" % path, "Host: %s" % host]
+    lines = ["GET %s HTTP/1.1" % path]
+    if host:
+        lines.append("Host: %s" % host)
     if upgrade:
         lines.append("Upgrade: %s" % upgrade)
     if connection:

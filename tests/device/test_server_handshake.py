@@ -1,0 +1,216 @@
+"""Server-side opening handshake over real sockets: status codes, limits, negotiation."""
+
+import asyncio
+
+import wirepeer as wp
+
+import microws
+
+
+async def echo(ws):
+    async for msg in ws:
+        await ws.send(msg)
+
+
+async def status_of(port, request):
+    reader, writer = await wp.open_raw(port, request)
+    try:
+        return await wp.read_head(reader)
+    finally:
+        await wp.close_raw(writer)
+
+
+async def with_server(check, **kw):
+    srv = await microws.serve(kw.pop("handler", echo), "127.0.0.1", 0, **kw)
+    try:
+        await check(srv.port)
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_valid_upgrade_gets_101_with_accept_key():
+    async def check(port):
+        status, h = await status_of(port, wp.upgrade_request())
+        assert status == 101
+        assert h["sec-websocket-accept"] == wp.ACCEPT
+        assert h["upgrade"].lower() == "websocket" and "upgrade" in h["connection"].lower()
+        assert "sec-websocket-protocol" not in h
+
+    await with_server(check)
+
+
+async def test_upgrade_and_connection_are_case_insensitive_token_lists():
+    async def check(port):
+        req = wp.upgrade_request(upgrade="WebSocket", connection="keep-alive, UPGRADE")
+        assert (await status_of(port, req))[0] == 101
+
+    await with_server(check)
+
+
+async def test_wrong_version_gets_426_naming_version_13():
+    async def check(port):
+        for version in ("8", "12", None):
+            status, h = await status_of(port, wp.upgrade_request(version=version))
+            assert status == 426, version
+            assert h["sec-websocket-version"] == "13"
+
+    await with_server(check)
+
+
+async def test_bad_requests_get_4xx():
+    async def check(port):
+        assert (await status_of(port, wp.upgrade_request(key=None)))[0] == 400
+        assert (await status_of(port, wp.upgrade_request(key="c2hvcnQ=")))[0] == 400  # 5 bytes, not 16
+        assert (await status_of(port, wp.upgrade_request(connection=None)))[0] == 400
+        assert (await status_of(port, wp.upgrade_request(host=None)))[0] == 400
+        post = wp.upgrade_request().replace(b"GET ", b"POST ", 1)
+        assert (await status_of(port, post))[0] == 405
+        http10 = wp.upgrade_request().replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+        assert (await status_of(port, http10))[0] == 400
+        assert (await status_of(port, b"garbage\r\n\r\n"))[0] == 400
+
+    await with_server(check)
+
+
+async def test_plain_http_without_handler_gets_426():
+    async def check(port):
+        status, h = await status_of(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 426
+
+    await with_server(check)
+
+
+async def test_header_abuse_gets_431_and_long_request_line_414():
+    async def check(port):
+        many = wp.upgrade_request(extra=["X-H%d: v" % i for i in range(100)])
+        assert (await status_of(port, many))[0] == 431
+        big = wp.upgrade_request(extra=["X-Big: " + "v" * 9000])
+        assert (await status_of(port, big))[0] == 431
+        longline = b"GET /" + b"a" * 9000
+        assert (await status_of(port, longline))[0] == 414
+        # ...and the server still serves a good client afterwards.
+        assert (await status_of(port, wp.upgrade_request()))[0] == 101
+
+    await with_server(check)
+
+
+async def test_origin_allow_list_answers_403_to_others():
+    async def check(port):
+        ok = wp.upgrade_request(extra=["Origin: http://good.example"])
+        bad = wp.upgrade_request(extra=["Origin: http://evil.example"])
+        assert (await status_of(port, ok))[0] == 101
+        assert (await status_of(port, bad))[0] == 403
+        assert (await status_of(port, wp.upgrade_request()))[0] == 403  # no Origin, None not listed
+
+    await with_server(check, origins=["http://good.example"])
+
+
+async def test_subprotocol_negotiation_picks_the_first_client_preference_we_support():
+    async def check(port):
+        req = wp.upgrade_request(extra=["Sec-WebSocket-Protocol: chat, microws.v1"])
+        status, h = await status_of(port, req)
+        assert status == 101 and h["sec-websocket-protocol"] == "chat"
+        req = wp.upgrade_request(extra=["Sec-WebSocket-Protocol: other"])
+        status, h = await status_of(port, req)
+        assert status == 101 and "sec-websocket-protocol" not in h
+
+    await with_server(check, subprotocols=["microws.v1", "chat"])
+
+
+async def test_handler_sees_path_headers_and_subprotocol():
+    seen = {}
+
+    async def handler(ws):
+        seen["path"] = ws.path
+        seen["agent"] = ws.headers.get("X-Agent")
+        seen["proto"] = ws.subprotocol
+        await ws.send("ok")
+
+    async def check(port):
+        ws = await microws.connect(
+            "ws://127.0.0.1:%d/dev/1?x=2" % port, subprotocols=["p2", "p1"], headers={"X-Agent": "t"}
+        )
+        assert await ws.recv() == "ok"
+        assert ws.subprotocol == "p1"
+        await ws.close()
+
+    await with_server(check, handler=handler, subprotocols=["p1"])
+    assert seen == {"path": "/dev/1?x=2", "agent": "t", "proto": "p1"}
+
+
+async def test_routing_by_path_answers_404_for_unknown_paths():
+    async def a(ws):
+        await ws.send("a")
+
+    async def check(port):
+        ws = await microws.connect("ws://127.0.0.1:%d/a" % port)
+        assert await ws.recv() == "a"
+        await ws.close()
+        assert (await status_of(port, wp.upgrade_request("/nope")))[0] == 404
+
+    await with_server(check, handler={"/a": a})
+
+
+async def test_plain_http_hook_serves_a_page_beside_the_websocket():
+    def page(request):
+        if request.path == "/":
+            return 200, {"Content-Type": "text/html"}, "<h1>board</h1>"
+        return None
+
+    async def check(port):
+        reader, writer = await wp.open_raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, h = await wp.read_head(reader)
+        body = await wp.read_exact(reader, int(h["content-length"]))
+        await wp.close_raw(writer)
+        assert status == 200 and h["content-type"] == "text/html" and body == b"<h1>board</h1>"
+        assert (await status_of(port, b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 404
+        ws = await microws.connect("ws://127.0.0.1:%d/" % port)
+        await ws.send("still ws")
+        assert await ws.recv() == "still ws"
+        await ws.close()
+
+    await with_server(check, http_handler=page)
+
+
+async def test_handshake_timeout_drops_silent_clients():
+    async def check(port):
+        reader, writer = await wp.open_raw(port, b"GET / HTTP/1.1\r\n")  # never finishes
+        assert await asyncio.wait_for(wp.read_eof(reader), 5)
+        await wp.close_raw(writer)
+
+    await with_server(check, handshake_timeout=0.2)
+
+
+async def test_request_sent_one_byte_at_a_time_works():
+    async def check(port):
+        reader, writer = await wp.open_raw(port)
+        req = wp.upgrade_request()
+        for i in range(len(req)):
+            await wp.send(writer, req[i : i + 1])
+        status, _ = await wp.read_head(reader)
+        assert status == 101
+        data = wp.frame(1, "slow")
+        for i in range(len(data)):
+            await wp.send(writer, data[i : i + 1])
+        assert await wp.read_frame(reader) == (0x80, 1, b"slow", False)
+        await wp.close_raw(writer)
+
+    await with_server(check)
+
+
+async def test_max_connections_answers_503_beyond_the_limit():
+    release = asyncio.Event()
+
+    async def hold(ws):
+        await release.wait()
+
+    async def check(port):
+        a = await microws.connect("ws://127.0.0.1:%d/" % port)
+        b = await microws.connect("ws://127.0.0.1:%d/" % port)
+        assert (await status_of(port, wp.upgrade_request()))[0] == 503
+        release.set()
+        await a.wait_closed()
+        await b.wait_closed()
+
+    await with_server(check, handler=hold, max_connections=2)
