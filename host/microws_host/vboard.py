@@ -40,7 +40,8 @@ RAW_PASTE_WINDOW = 128
 # Output nobody reads is dropped beyond this, oldest first (a board with no host
 # listening loses its output too), so a chatty main.py never stalls the board.
 MAX_PENDING_OUTPUT = 256 * 1024
-# Two SIGINTs before the first is handled make the unix port exit; space them out.
+# Two SIGINTs before the first is handled make the unix port exit; within one
+# execution, send the next only after this long (ampy sends Ctrl-C twice, 0.1 s apart).
 MIN_INTERRUPT_SPACING_S = 1.0
 COMPOUND_KEYWORDS = ("if", "while", "for", "try", "with", "def", "class", "async", "@")
 
@@ -367,6 +368,7 @@ class VirtualBoard:
     def _execute(self, kind, payload):
         self._busy = kind
         self._started = False
+        self._last_interrupt = 0.0  # the spacing rule is per execution
         self._child.send("script" if kind.startswith("script") else kind, payload)
 
     def _request_interrupt(self):
