@@ -121,29 +121,54 @@ def micropython():
     return micropython_exe()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def device_test_certs(tmp_path_factory):
-    """A self-signed CA and a localhost cert made at run time, for wss/https tests.
+_CERT_DIR = []
+
+
+def make_test_certs():
+    """A throwaway CA and a localhost/127.0.0.1 cert (PEM and DER), made once per run.
 
     Exposed to device tests (both runtimes) through MICROWS_TEST_CERTS.
     """
-    import trustme
+    if _CERT_DIR:
+        return _CERT_DIR[0]
+    import tempfile
 
-    d = tmp_path_factory.mktemp("certs")
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    d = Path(tempfile.mkdtemp(prefix="microws-certs-"))
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     ca.cert_pem.write_to_path(str(d / "ca.pem"))
     cert.private_key_pem.write_to_path(str(d / "key.pem"))
     cert.cert_chain_pems[0].write_to_path(str(d / "cert.pem"))
     # MicroPython's ssl loads DER most reliably; write both.
-    from cryptography.hazmat.primitives import serialization
-    from cryptography import x509
-
     key = serialization.load_pem_private_key((d / "key.pem").read_bytes(), None)
     (d / "key.der").write_bytes(
-        key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
     )
     crt = x509.load_pem_x509_certificate((d / "cert.pem").read_bytes())
     (d / "cert.der").write_bytes(crt.public_bytes(serialization.Encoding.DER))
     os.environ["MICROWS_TEST_CERTS"] = str(d)
+    _CERT_DIR.append(d)
     return d
+
+
+def pytest_sessionstart(session):
+    make_test_certs()
+
+
+def pytest_sessionfinish(session):
+    import shutil
+
+    for d in _CERT_DIR:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def device_test_certs():
+    """Directory with ca.pem, cert.pem, key.pem, cert.der, key.der (see make_test_certs)."""
+    return make_test_certs()

@@ -262,11 +262,15 @@ class WebSocket:
                 if not MICROPYTHON or w.out_buf:
                     await w.drain()
 
-    async def _read(self, for_message=True):
-        """Read once from the socket (under the read lock) and process what arrived."""
+    async def _read(self, for_message=True, done=None):
+        """Read once from the socket (under the read lock) and process what arrived.
+
+        Returns at once if, while we waited for the lock, another reader already
+        got what we need (a message, or ``done`` set, e.g. a pong).
+        """
         async with self._rlock:
-            if (for_message and self._messages) or self.proto.state == CLOSED:
-                return  # another reader got here first
+            if (for_message and self._messages) or self.proto.state == CLOSED or (done is not None and done.is_set()):
+                return
             p = self.proto
             try:
                 view = p.payload_view()
@@ -394,7 +398,7 @@ class WebSocket:
             if len(self._messages) >= self.max_queue:
                 await ev.wait()  # the app must read first; the timeout decides
             else:
-                await self._read(False)
+                await self._read(False, ev)
             if self.proto.state == CLOSED:
                 return
 

@@ -4,9 +4,8 @@ Prints ``DEVTEST-PASS`` as its last line on success; exceptions print a tracebac
 and exit non-zero.  Async tests run under ``asyncio.run``.
 """
 
-import sys
-
 import asyncio
+import sys
 
 
 def main():

@@ -5,10 +5,9 @@ library is checked against the RFC rather than against itself. Runs under
 MicroPython and CPython.
 """
 
+import asyncio
 import os
 import struct
-
-import asyncio
 
 from microws.server import Server
 
@@ -37,9 +36,14 @@ def frame(op, payload=b"", fin=True, mask=True, rsv=0, key=None):
 
 
 def _xor(payload, key):
-    n = len(payload)
-    keys = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(keys, "little")).to_bytes(n, "little")
+    # 4 KiB at a time: big-int XOR of a whole large payload would not fit a small heap.
+    out = bytearray(len(payload))
+    keys = key * 1024
+    for i in range(0, len(payload), 4096):
+        chunk = payload[i : i + 4096]
+        k = len(chunk)
+        out[i : i + k] = (int.from_bytes(chunk, "little") ^ int.from_bytes(keys[:k], "little")).to_bytes(k, "little")
+    return bytes(out)
 
 
 def close_payload(code, reason=b""):

@@ -1,0 +1,243 @@
+"""Server-side connection behaviour over real sockets against a hand-written client."""
+
+import asyncio
+import os
+
+import wirepeer as wp
+
+import microws
+
+
+async def echo(ws):
+    async for msg in ws:
+        await ws.send(msg)
+
+
+class Running:
+    """A microws server for one test; records what handlers saw."""
+
+    def __init__(self, handler=echo, **kw):
+        self.handler = handler
+        self.kw = kw
+        self.closed = []  # (code, reason) each handler saw at the end
+
+    async def __aenter__(self):
+        async def wrapped(ws):
+            try:
+                await self.handler(ws)
+            finally:
+                self.closed.append((ws.close_code, ws.close_reason))
+
+        self.srv = await microws.serve(wrapped, "127.0.0.1", 0, **self.kw)
+        self.port = self.srv.port
+        return self
+
+    async def __aexit__(self, *exc):
+        self.srv.close()
+        await self.srv.wait_closed()
+
+
+async def test_echo_text_and_binary_of_many_sizes():
+    async with Running(max_size=1 << 20) as s:
+        r, w = await wp.ws_raw(s.port)
+        for n in (0, 1, 125, 126, 127, 1000, 65535, 65536, 200000):
+            payload = os.urandom(n)
+            await wp.send(w, wp.frame(2, payload))
+            assert await wp.read_frame(r) == (0x80, 2, payload, False), n
+            await wp.send(w, wp.frame(1, "é" * (n // 2)))
+            assert await wp.read_frame(r) == (0x80, 1, ("é" * (n // 2)).encode(), False), n
+        await wp.close_raw(w)
+
+
+async def test_client_initiated_close_is_echoed_and_server_closes_tcp():
+    async with Running() as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(8, wp.close_payload(1000, "bye")))
+        assert await wp.read_frame(r) == (0x80, 8, wp.close_payload(1000, "bye"), False)
+        assert await asyncio.wait_for(wp.read_eof(r), 5)
+        await wp.close_raw(w)
+    assert s.closed == [(1000, "bye")]
+
+
+async def test_protocol_error_sends_1002_and_closes_tcp_and_server_keeps_serving():
+    async with Running() as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(1, "x", rsv=1))
+        assert await wp.read_close(r) == 1002
+        assert await asyncio.wait_for(wp.read_eof(r), 5)
+        await wp.close_raw(w)
+        ws = await microws.connect("ws://127.0.0.1:%d/" % s.port)
+        await ws.send("alive")
+        assert await ws.recv() == "alive"
+        await ws.close()
+    assert s.closed[0][0] == 1002
+
+
+async def test_invalid_utf8_closes_1007():
+    async with Running() as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(1, b"\xed\xa0\x80"))
+        assert await wp.read_close(r) == 1007
+        await wp.close_raw(w)
+
+
+async def test_oversize_message_gets_1009_without_being_sent_in_full_and_server_keeps_serving():
+    async with Running(max_size=16384) as s:
+        r, w = await wp.ws_raw(s.port)
+        # Only the header of a 1 MiB frame: the server must refuse from the length alone.
+        await wp.send(w, b"\x82\xff" + (1 << 20).to_bytes(8, "big") + b"abcd" + b"\x00" * 1000)
+        assert await wp.read_close(r) == 1009
+        await wp.close_raw(w)
+        ws = await microws.connect("ws://127.0.0.1:%d/" % s.port)
+        await ws.send(b"x" * 16384)
+        assert await ws.recv() == b"x" * 16384
+        await ws.close()
+
+
+async def test_failing_handler_closes_its_connection_with_1011_only():
+    async def handler(ws):
+        msg = await ws.recv()
+        if msg == "boom":
+            raise ValueError("handler bug")
+        await ws.send("fine")
+
+    async with Running(handler) as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(1, "boom"))
+        assert await wp.read_close(r) == 1011
+        await wp.close_raw(w)
+        ws = await microws.connect("ws://127.0.0.1:%d/" % s.port)
+        await ws.send("hi")
+        assert await ws.recv() == "fine"
+        await ws.close()
+
+
+async def test_handler_returning_closes_with_1000():
+    async def handler(ws):
+        await ws.send("done")
+
+    async with Running(handler) as s:
+        r, w = await wp.ws_raw(s.port)
+        assert await wp.read_frame(r) == (0x80, 1, b"done", False)
+        assert await wp.read_close(r) == 1000
+        await wp.send(w, wp.frame(8, wp.close_payload(1000)))
+        assert await asyncio.wait_for(wp.read_eof(r), 5)
+        await wp.close_raw(w)
+
+
+async def test_server_close_times_out_when_the_peer_never_answers():
+    async def handler(ws):
+        await ws.close(1000)
+
+    async with Running(handler, close_timeout=0.3) as s:
+        r, w = await wp.ws_raw(s.port)
+        assert await wp.read_close(r) == 1000
+        # We never send our close: the server drops TCP after close_timeout.
+        assert await asyncio.wait_for(wp.read_eof(r), 5)
+        await wp.close_raw(w)
+    assert s.closed == [(1006, "")]
+
+
+async def test_abrupt_tcp_close_gives_1006():
+    async with Running() as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(1, "a"))
+        assert (await wp.read_frame(r))[2] == b"a"
+        await wp.close_raw(w)
+        for _ in range(200):
+            if s.closed:
+                break
+            await asyncio.sleep(0.01)
+    assert s.closed == [(1006, "")]
+
+
+async def test_keepalive_detects_a_dead_peer():
+    async def handler(ws):
+        try:
+            await ws.recv()
+        except microws.ConnectionClosedError:
+            pass
+
+    async with Running(handler, ping_interval=0.1, ping_timeout=0.2) as s:
+        r, w = await wp.ws_raw(s.port)
+        fin, op, payload, _ = await wp.read_frame(r)
+        assert op == 9  # a keepalive ping, which we never answer
+        assert await asyncio.wait_for(wp.read_eof(r), 5)
+        await wp.close_raw(w)
+    assert s.closed[0][0] in (1006, 1011)
+
+
+async def test_keepalive_answered_keeps_the_connection_open():
+    async def handler(ws):
+        await ws.recv()
+        await ws.send("still open")
+
+    async with Running(handler, ping_interval=0.05, ping_timeout=0.5) as s:
+        r, w = await wp.ws_raw(s.port)
+        for _ in range(3):
+            fin, op, payload, _ = await wp.read_frame(r)
+            assert op == 9
+            await wp.send(w, wp.frame(10, payload))
+        await wp.send(w, wp.frame(1, "go"))
+        while True:
+            fin, op, payload, _ = await wp.read_frame(r)
+            if op == 1:
+                break
+        assert payload == b"still open"
+        await wp.close_raw(w)
+
+
+async def test_server_close_says_going_away_to_every_client():
+    async def handler(ws):
+        await ws.recv()
+
+    srv = await microws.serve(handler, "127.0.0.1", 0)
+    conns = []
+    for _ in range(3):
+        conns.append(await wp.ws_raw(srv.port))
+    while len(srv.connections) < 3:
+        await asyncio.sleep(0.01)
+    srv.close()
+    for r, w in conns:
+        assert await wp.read_close(r) == 1001
+        await wp.send(w, wp.frame(8, wp.close_payload(1001)))
+    await asyncio.wait_for(srv.wait_closed(), 5)
+    for _, w in conns:
+        await wp.close_raw(w)
+
+
+async def test_server_sends_fragmented_message_with_pings_answered_between():
+    async def handler(ws):
+        await ws.send(["one ", "two ", "three"])
+        await ws.send(iter([b"\x01", b"\x02"]))
+
+    async with Running(handler) as s:
+        r, w = await wp.ws_raw(s.port)
+        got = []
+        for _ in range(5):
+            got.append(await wp.read_frame(r))
+        assert got == [(0, 1, b"one ", False), (0, 0, b"two ", False), (0x80, 0, b"three", False),
+                       (0, 2, b"\x01", False), (0x80, 0, b"\x02", False)]
+        await wp.close_raw(w)
+
+
+async def test_wss_echo_with_a_self_signed_certificate():
+    import ssl
+
+    certs = os.getenv("MICROWS_TEST_CERTS")
+    assert certs, "MICROWS_TEST_CERTS not set (tests/conftest.py makes the certificates)"
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(certs + "/cert.der" if wp.MICROPYTHON else certs + "/cert.pem",
+                         certs + "/key.der" if wp.MICROPYTHON else certs + "/key.pem")
+    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if wp.MICROPYTHON:
+        cctx.verify_mode = ssl.CERT_NONE
+    else:
+        cctx.load_verify_locations(certs + "/ca.pem")
+    async with Running(ssl=sctx) as s:
+        ws = await microws.connect("wss://localhost:%d/" % s.port, ssl=cctx)
+        for msg in ("secure", b"\x00" * 5000, "y" * 30000):
+            await ws.send(msg)
+            assert await ws.recv() == msg
+        await ws.close()
+        assert ws.close_code == 1000
