@@ -66,7 +66,8 @@ def test_server_receives_text_and_binary_of_every_length_form():
 
 
 def test_frames_arriving_one_byte_at_a_time_parse_identically():
-    wire = frame(OP_TEXT, "hello") + frame(OP_BINARY, b"\x00" * 300) + frame(OP_PING, b"p") + frame(OP_BINARY, b"z" * 70000)
+    wire = frame(OP_TEXT, "hello") + frame(OP_BINARY, b"\x00" * 300) + frame(OP_PING, b"p")
+    wire += frame(OP_BINARY, b"z" * 70000)
     p = server(max_size=1 << 20)
     for i in range(len(wire)):
         p.receive_data(wire[i : i + 1])
