@@ -4,6 +4,7 @@ import asyncio
 import hmac
 import json
 import logging
+import weakref
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +17,7 @@ log = logging.getLogger("microws.bridge")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SUBPROTOCOL = "microws.v1"
 BRIDGE_KEY = web.AppKey("bridge", object)
+SOCKETS_KEY = web.AppKey("sockets", weakref.WeakSet)
 MAX_POLL_WAIT = 60.0
 
 
@@ -23,6 +25,8 @@ def create_app(bridge):
     """The aiohttp application serving one ``Bridge``."""
     app = web.Application(client_max_size=64 * 1024)
     app[BRIDGE_KEY] = bridge
+    app[SOCKETS_KEY] = weakref.WeakSet()
+    app.on_shutdown.append(_close_connections)
     app.router.add_get("/device", device_ws)
     app.router.add_get("/ws", browser_ws)
     app.router.add_get("/events", browser_sse)
@@ -55,6 +59,17 @@ async def start_server(bridge, host="127.0.0.1", port=8765, ssl_context=None):
     return runner, bound
 
 
+async def _close_connections(app):
+    # Say goodbye (1001 going away) instead of letting the shutdown timeout cut peers off.
+    for sub in list(app[BRIDGE_KEY].subscribers):
+        sub.stop()
+    sockets = list(app[SOCKETS_KEY])
+    await asyncio.gather(
+        *(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"bridge shutting down") for ws in sockets),
+        return_exceptions=True,
+    )
+
+
 async def stop_server(bridge, runner):
     """Close browsers and devices, then the server and the hub."""
     await runner.cleanup()
@@ -81,8 +96,11 @@ def _origin_allowed(request, allowed):
     return origin == (f"{request.scheme}://{request.host}").lower()
 
 
-def _browser_refusal(request, bridge):
-    """None when a browser request may proceed, else the HTTP error to answer."""
+def _browser_refusal(request, bridge, streaming=False):
+    """None when a browser request may proceed, else the HTTP error to answer.
+
+    ``streaming`` requests (WebSocket, SSE) also count against the browser limit.
+    """
     cfg = bridge.config
     if not _origin_allowed(request, cfg.origins):
         bridge.metrics.inc("microws_rejected_total", reason="origin")
@@ -92,6 +110,9 @@ def _browser_refusal(request, bridge):
         if not hmac.compare_digest(token.encode(), cfg.browser_token.encode()):
             bridge.metrics.inc("microws_rejected_total", reason="browser_token")
             return web.Response(status=401, text="browser token required\n", headers={"WWW-Authenticate": "Bearer"})
+    if streaming and bridge.browsers_full():
+        bridge.metrics.inc("microws_rejected_total", reason="browsers")
+        return web.Response(status=503, text="too many browsers\n")
     return None
 
 
@@ -102,7 +123,7 @@ def _device_filter(value):
         return set(filter(None, value.split(",")))
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return set(value)
-    raise ValueError("devices must be a list of ids or \"*\"")
+    raise ValueError('devices must be a list of ids or "*"')
 
 
 # -- devices -------------------------------------------------------------------
@@ -132,13 +153,16 @@ async def device_ws(request):
         token_device = cfg.tokens.get(_bearer(request) or "")
         if token_device is None:
             bridge.metrics.inc("microws_rejected_total", reason="token")
-            return web.Response(status=401, text="device token missing or wrong\n", headers={"WWW-Authenticate": "Bearer"})
+            return web.Response(
+                status=401, text="device token missing or wrong\n", headers={"WWW-Authenticate": "Bearer"}
+            )
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,), heartbeat=cfg.keepalive, max_msg_size=cfg.max_message_bytes, compress=False
     )
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="WebSocket upgrade required\n")
     await ws.prepare(request)
+    request.app[SOCKETS_KEY].add(ws)
     session = DeviceSession(bridge, _WebSocketLink(ws), "ws", token_device)
     try:
         async for msg in ws:
@@ -163,18 +187,16 @@ async def device_ws(request):
 async def browser_ws(request):
     """``/ws``: a browser's WebSocket: `sub` and `cmd` in, events and results out."""
     bridge = request.app[BRIDGE_KEY]
-    refusal = _browser_refusal(request, bridge)
+    refusal = _browser_refusal(request, bridge, streaming=True)
     if refusal is not None:
         return refusal
-    if bridge.browsers_full():
-        bridge.metrics.inc("microws_rejected_total", reason="browsers")
-        return web.Response(status=503, text="too many browsers\n")
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,), heartbeat=30.0, max_msg_size=bridge.config.max_message_bytes, compress=False
     )
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="WebSocket upgrade required\n")
     await ws.prepare(request)
+    request.app[SOCKETS_KEY].add(ws)
     try:
         devices = _device_filter(request.query.get("devices"))
     except ValueError:
@@ -234,12 +256,9 @@ def _browser_message(bridge, sub, text):
 async def browser_sse(request):
     """``/events``: the same events as Server-Sent Events (``?devices=a,b``)."""
     bridge = request.app[BRIDGE_KEY]
-    refusal = _browser_refusal(request, bridge)
+    refusal = _browser_refusal(request, bridge, streaming=True)
     if refusal is not None:
         return refusal
-    if bridge.browsers_full():
-        bridge.metrics.inc("microws_rejected_total", reason="browsers")
-        return web.Response(status=503, text="too many browsers\n")
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
@@ -335,9 +354,13 @@ async def api_command(request):
         body = await request.json()
     except ValueError:
         body = None
-    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not isinstance(body.get("args", {}), dict):
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("name"), str)
+        or not isinstance(body.get("args", {}), dict)
+    ):
         bridge.metrics.inc("microws_bad_messages_total", peer="browser", reason="field")
-        return web.json_response({"t": "err", "msg": "body must be {\"name\": text, \"args\": {}}"}, status=400)
+        return web.json_response({"t": "err", "msg": 'body must be {"name": text, "args": {}}'}, status=400)
     done = asyncio.get_running_loop().create_future()
     device_id = request.match_info["id"]
     bridge.request_command(device_id, body["name"], body.get("args", {}), lambda r: done.done() or done.set_result(r))

@@ -3,6 +3,7 @@
 import asyncio
 import errno
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -21,23 +22,46 @@ def add_arguments(parser):
     a = parser.add_argument
     a("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for the LAN)")
     a("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
-    a("--tokens", metavar="FILE", help='device tokens: JSON {"TOKEN": "DEVICE_ID", ...}; without it any device may connect')
+    a(
+        "--tokens",
+        metavar="FILE",
+        help='device tokens: JSON {"TOKEN": "DEVICE_ID", ...}; without it any device may connect',
+    )
     a("--browser-token", metavar="TOKEN", help="require this token from browsers (?token= or Authorization: Bearer)")
-    a("--origin", action="append", default=[], metavar="ORIGIN",
-      help="also allow browsers from this Origin (repeatable; '*' for any); same-origin is always allowed")
-    a("--redis", metavar="URL", help="share devices and browsers with other bridges through Redis (redis://host:6379/0)")
+    a(
+        "--origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also allow browsers from this Origin (repeatable; '*' for any); same-origin is always allowed",
+    )
+    a(
+        "--redis",
+        metavar="URL",
+        help="share devices and browsers with other bridges through Redis (redis://host:6379/0)",
+    )
     a("--serial", metavar="PORT[,PORT]", help="also read boards on these serial ports (JSON lines)")
     a("--baudrate", type=int, default=115200, help="serial baud rate (default 115200)")
     a("--tls-cert", metavar="PEM", help="certificate for https/wss")
     a("--tls-key", metavar="PEM", help="private key for https/wss")
-    a("--keepalive", type=float, default=30.0, metavar="S",
-      help="ping a silent device after S seconds; no answer within S/2 marks it offline (default 30)")
+    a(
+        "--keepalive",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="ping a silent device after S seconds; no answer within S/2 marks it offline (default 30)",
+    )
     a("--max-devices", type=int, default=1000, help="devices the registry holds (default 1000)")
     a("--max-browsers", type=int, default=500, help="browser connections at once (default 500)")
     a("--max-message", type=int, default=16384, metavar="BYTES", help="largest message accepted (default 16384)")
     a("--device-rate", type=float, default=50.0, metavar="MSG/S", help="messages per second per device (default 50)")
-    a("--browser-queue", type=int, default=1000, metavar="N",
-      help="events queued per browser before the oldest are dropped (default 1000)")
+    a(
+        "--browser-queue",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="events queued per browser before the oldest are dropped (default 1000)",
+    )
     a("--history", type=int, default=1000, metavar="N", help="readings kept per device and sensor (default 1000)")
     a("--device-interval", type=int, metavar="MS", help="push this sampling interval to every device (cfg)")
     a("-v", "--verbose", action="store_true", help="log connections and errors")
@@ -72,11 +96,12 @@ def ssl_context_from_args(args):
         return None
     if not (args.tls_cert and args.tls_key):
         raise UserError("--tls-cert and --tls-key go together")
+    for path in (args.tls_cert, args.tls_key):
+        if not os.path.isfile(path):
+            raise UserError(f"TLS file {path} does not exist")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
-    except FileNotFoundError as e:
-        raise UserError(f"TLS file {e.filename} does not exist") from None
     except (ssl.SSLError, OSError) as e:
         raise UserError("cannot load TLS certificate/key: %s" % (getattr(e, "reason", None) or e)) from None
     return ctx
@@ -132,7 +157,9 @@ async def _serve(args, config, ssl_context):
         await serial_bridge.start()
     scheme = "https" if ssl_context else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
-    extras = "".join([f", serial: {args.serial}" if args.serial else "", f", redis: {args.redis}" if args.redis else ""])
+    extras = "".join(
+        [f", serial: {args.serial}" if args.serial else "", f", redis: {args.redis}" if args.redis else ""]
+    )
     print(f"microws bridge: listening on {scheme}://{host}:{port}/ (devices: /device{extras})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

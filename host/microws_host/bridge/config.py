@@ -42,6 +42,8 @@ def load_tokens(path):
         raise UserError(f"cannot read tokens file {path}: {e.strerror}") from None
     except ValueError as e:
         raise UserError(f"tokens file {path} is not valid JSON: {e}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in data.items()):
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and v for k, v in data.items()
+    ):
         raise UserError(f'tokens file {path} must be a JSON object {{"TOKEN": "DEVICE_ID", ...}}')
     return data

@@ -44,6 +44,12 @@ class Subscriber:
         self.sent = 0
         self._send = send
         self._wake = asyncio.Event()
+        self.stopped = False
+
+    def stop(self):
+        """End ``run`` after the current write (the bridge is shutting down)."""
+        self.stopped = True
+        self._wake.set()
 
     def wants(self, device_id):
         """Whether events of ``device_id`` go to this browser."""
@@ -61,7 +67,7 @@ class Subscriber:
     async def run(self, idle_text=None, idle_seconds=15.0):
         """Write queued texts until the connection fails; ``idle_text`` keeps it warm."""
         queue, send, wake = self.queue, self._send, self._wake
-        while True:
+        while not self.stopped:
             if not queue:
                 wake.clear()
                 try:
@@ -69,7 +75,7 @@ class Subscriber:
                 except TimeoutError:
                     await send(idle_text)
                     continue
-            while queue:
+            while queue and not self.stopped:
                 await send(queue.popleft())
                 self.sent += 1
 
@@ -165,9 +171,15 @@ class DeviceSession:
         self.boot = msg.get("boot")
         await bridge.device_arrived(self)
         info = {
-            "id": device_id, "board": str(msg.get("board", "")), "fw": str(msg.get("fw", "")),
-            "sensors": sensors, "interval": msg.get("interval"), "boot": self.boot,
-            "dropped": _count(msg.get("dropped")), "online": True, "last_seen": now_ms(),
+            "id": device_id,
+            "board": str(msg.get("board", "")),
+            "fw": str(msg.get("fw", "")),
+            "sensors": sensors,
+            "interval": msg.get("interval"),
+            "boot": self.boot,
+            "dropped": _count(msg.get("dropped")),
+            "online": True,
+            "last_seen": now_ms(),
             "transport": self.transport,
         }
         bridge.publish({"t": "dev", "dev": info})
@@ -200,7 +212,9 @@ class DeviceSession:
             if not isinstance(ts, (int, float)) or not PLAUSIBLE_TS_MIN <= ts <= rx + PLAUSIBLE_TS_AHEAD_MS:
                 ts = rx
             values = _clean_values(values, rec.sensors, bridge.config.max_sensors)
-            bridge.publish({"t": "tm", "dev": self.device_id, "boot": boot, "seq": seq, "ts": int(ts), "d": values, "rx": rx})
+            bridge.publish(
+                {"t": "tm", "dev": self.device_id, "boot": boot, "seq": seq, "ts": int(ts), "d": values, "rx": rx}
+            )
             stored += 1
         if stored:
             bridge.last_lag = (rx - ts) / 1000.0
@@ -263,7 +277,13 @@ class Bridge:
         self.last_lag = 0.0
         # Hot-path counts are plain ints; /metrics copies them over when scraped.
         self.counts = {
-            "device_in": 0, "device_out": 0, "browser_in": 0, "browser_out": 0, "browser_dropped": 0, "readings": 0, "duplicates": 0
+            "device_in": 0,
+            "device_out": 0,
+            "browser_in": 0,
+            "browser_out": 0,
+            "browser_dropped": 0,
+            "readings": 0,
+            "duplicates": 0,
         }
         self.hub.attach(self.on_event, self.on_command)
 
@@ -412,7 +432,9 @@ class Bridge:
         rec = self.registry.get(device_id)
         if rec is None or not rec.online:
             self.metrics.inc("microws_commands_total", outcome="offline")
-            return reply({"ok": False, "err": f"device {device_id} is offline" if rec else f"unknown device {device_id}"})
+            return reply(
+                {"ok": False, "err": f"device {device_id} is offline" if rec else f"unknown device {device_id}"}
+            )
         cmd_id = f"{self.hub.bridge_id}-{next(self._command_ids)}"
         timer = asyncio.get_running_loop().call_later(self.config.command_timeout, self._command_timed_out, cmd_id)
         self._pending[cmd_id] = (reply, timer)
@@ -450,4 +472,3 @@ class Bridge:
         m.set("microws_browser_queue_max", max((len(s.queue) for s in self.subscribers), default=0))
         m.set("microws_ingest_lag_seconds", self.last_lag)
         return m.render()
-

@@ -55,8 +55,14 @@ class DeviceRecord:
     def info(self):
         """The `dev` object of the wire protocol."""
         return {
-            "id": self.id, "board": self.board, "online": self.online, "last_seen": self.last_seen,
-            "sensors": self.sensors, "fw": self.fw, "dropped": self.dropped, "interval": self.interval,
+            "id": self.id,
+            "board": self.board,
+            "online": self.online,
+            "last_seen": self.last_seen,
+            "sensors": self.sensors,
+            "fw": self.fw,
+            "dropped": self.dropped,
+            "interval": self.interval,
         }
 
     def summary(self):

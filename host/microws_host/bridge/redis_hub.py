@@ -23,6 +23,7 @@ except ImportError:  # redis is optional; RedisHub.start says so in one line
     class RedisError(Exception):
         pass
 
+
 log = logging.getLogger("microws.bridge.redis")
 
 

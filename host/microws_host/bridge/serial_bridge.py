@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 
 log = logging.getLogger("microws.bridge.serial")
@@ -92,7 +93,9 @@ class SerialBridge:
                 continue
             session = DeviceSession(self.bridge, SerialLink(port), "serial")
             lines = asyncio.Queue(maxsize=1000)
-            reader = threading.Thread(target=self._read_lines, args=(port, lines, loop), daemon=True, name="serial " + name)
+            reader = threading.Thread(
+                target=self._read_lines, args=(port, lines, loop), daemon=True, name="serial " + name
+            )
             reader.start()
             try:
                 await self._pump(session, lines)
@@ -154,8 +157,7 @@ class SerialBridge:
 
 
 def _reason(e):
-    text = str(e) or type(e).__name__
-    if isinstance(e, OSError) and e.strerror:
-        text = e.strerror
-    return text.splitlines()[0]
-
+    # pyserial wraps the OS error in text that repeats the port name; the errno says it all.
+    if isinstance(e, OSError) and isinstance(e.errno, int):
+        return os.strerror(e.errno)
+    return (str(e) or type(e).__name__).splitlines()[0]
