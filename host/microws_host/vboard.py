@@ -43,7 +43,7 @@ MAX_PENDING_OUTPUT = 256 * 1024
 # Two SIGINTs before the first is handled make the unix port exit; within one
 # execution, send the next only after this long (ampy sends Ctrl-C twice, 0.1 s apart).
 MIN_INTERRUPT_SPACING_S = 1.0
-COMPOUND_KEYWORDS = ("if", "while", "for", "try", "with", "def", "class", "async", "@")
+COMPOUND_KEYWORDS = ("if", "while", "for", "try", "with", "def", "class", "async")
 
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = 1, 2, 3, 4, 5
 BACKSPACES = (8, 127)
@@ -84,7 +84,9 @@ def needs_more_input(source):
         return True
     lines = source.split("\n")
     first = lines[0].lstrip()
-    compound = any(first.startswith(k) and first[len(k) : len(k) + 1] in (" ", ":", "(", "") for k in COMPOUND_KEYWORDS)
+    compound = first.startswith("@") or any(
+        first.startswith(k) and first[len(k) : len(k) + 1] in (" ", ":", "(", "") for k in COMPOUND_KEYWORDS
+    )
     compound = compound or any(ln.rstrip().endswith(":") for ln in lines)
     return compound and lines[-1].strip() != ""
 
