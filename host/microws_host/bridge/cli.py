@@ -155,6 +155,12 @@ async def _serve(args, config, ssl_context):
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     if serial_bridge:
         await serial_bridge.start()
+        try:
+            await serial_bridge.wait_open()
+        except TimeoutError:
+            await serial_bridge.close()
+            await stop_server(bridge, runner)
+            raise UserError(f"serial ports {args.serial} did not open within 5 s") from None
     scheme = "https" if ssl_context else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
     extras = "".join(

@@ -60,6 +60,14 @@ class SerialBridge:
         self.reopen_delay = reopen_delay
         self._tasks = []
         self._stop = threading.Event()
+        self._open = {}  # port name -> asyncio.Event, set while the port is open
+
+    async def wait_open(self, timeout=5.0):
+        """Wait until every port is open (bytes a board sends before that are lost:
+        opening a port flushes its input)."""
+        async with asyncio.timeout(timeout):
+            for name in self.port_names:
+                await self._open[name].wait()
 
     def check_ports(self):
         """Open and close every port once; raise OSError naming the first that fails."""
@@ -71,6 +79,7 @@ class SerialBridge:
 
     async def start(self):
         """Start one reader per port."""
+        self._open = {name: asyncio.Event() for name in self.port_names}
         self._tasks = [asyncio.ensure_future(self._serve(name)) for name in self.port_names]
 
     async def close(self):
@@ -91,6 +100,7 @@ class SerialBridge:
                 log.warning("serial %s: %s; retrying", name, _reason(e))
                 await asyncio.sleep(self.reopen_delay)
                 continue
+            self._open[name].set()
             session = DeviceSession(self.bridge, SerialLink(port), "serial")
             lines = asyncio.Queue(maxsize=1000)
             reader = threading.Thread(
@@ -100,6 +110,7 @@ class SerialBridge:
             try:
                 await self._pump(session, lines)
             finally:
+                self._open[name].clear()
                 session.closed()
                 self._stop_reader(port)
             await asyncio.sleep(self.reopen_delay)
