@@ -273,26 +273,28 @@ def wait_for_node(serial, timeout, on_line=None):
     serial.write(b"\x04")  # soft reset: boot.py, then main.py
     deadline = time.monotonic() + timeout
     buf = b""
-    traceback_tail = None
+    error_line = None  # the exception line of a traceback main.py printed
+    in_traceback = False
     serial.timeout = 0.2
     while time.monotonic() < deadline:
         buf += serial.read(256)
         while b"\n" in buf:
             raw, buf = buf.split(b"\n", 1)
-            line = raw.decode(errors="replace").strip()
+            text = raw.decode(errors="replace").rstrip()
+            line = text.strip()
             if on_line and line:
                 on_line(line)
             if line.startswith(NODE_UP_PREFIX):
                 return line
             if line.startswith(NODE_ERROR_PREFIX):
                 raise DeployError("the node did not start: %s" % line)
-            if line.startswith("Traceback"):
-                traceback_tail = ""
-            elif traceback_tail is not None and line:
-                traceback_tail = line
+            if line.startswith("Traceback (most recent call last)"):
+                in_traceback = True
+            elif in_traceback and text and not text[0].isspace():
+                error_line, in_traceback = line, False  # first unindented line: the exception
         if buf.endswith(b">>> "):
             # main.py ended (or is missing): the friendly prompt is back, no node runs.
-            why = traceback_tail or "main.py ended without starting the node"
+            why = error_line or "main.py ended without starting the node"
             raise DeployError("the node did not start: %s" % why)
     raise DeployError("no %r line from the board within %gs" % (NODE_UP_PREFIX, timeout))
 
@@ -366,6 +368,7 @@ def deploy(args, console=None):
     except BoardProfileError as e:
         raise DeployError(str(e)) from None
 
+    merge_config({}, args)  # bad settings are reported before anything touches the board
     sources = source_files(board, root)
     if not sources:
         raise DeployError(
