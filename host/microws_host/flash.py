@@ -74,12 +74,31 @@ def _normal_chip_name(name):
     return name.lower().replace("-", "").replace("_", "")
 
 
-def _esptool_logger(progress):
-    """An esptool custom logger (the documented TemplateLogger recipe) feeding ``progress``."""
+_installed_logger = None
+
+
+def _use_esptool_logger(progress):
+    """Route esptool's output to ``progress`` (a _FlashProgress) from now on.
+
+    esptool's ``log.set_logger`` works once per process (the installed logger replaces
+    the object that has the method), so one logger is installed and retargeted.
+    """
+    global _installed_logger
+    if _installed_logger is None:
+        from esptool.logger import log
+
+        _installed_logger = _esptool_logger()
+        log.set_logger(_installed_logger)
+    _installed_logger.progress = progress
+
+
+def _esptool_logger():
+    """An esptool custom logger (the documented TemplateLogger recipe) feeding a progress bar."""
     from esptool.logger import TemplateLogger
 
     class RichProgressLogger(TemplateLogger):
         def __init__(self):
+            self.progress = None
             self.messages = []  # esptool's chatter, kept for error context, not shown
 
         def print(self, *args, **kwargs):
@@ -89,7 +108,8 @@ def _esptool_logger(progress):
             self.messages.append(message)
 
         def warning(self, message, suggestion=None):
-            progress.console.print("[yellow]esptool: %s[/]" % message)
+            if self.progress:
+                self.progress.console.print("[yellow]esptool: %s[/]" % message)
 
         def error(self, message, suggestion=None):
             self.messages.append(message)
@@ -98,7 +118,8 @@ def _esptool_logger(progress):
             pass
 
         def progress_bar(self, cur_iter, total_iters, prefix="", suffix="", bar_length=30):
-            progress.on_esptool_progress(cur_iter, total_iters, prefix.strip())
+            if self.progress:
+                self.progress.on_esptool_progress(cur_iter, total_iters, prefix.strip())
 
         def set_verbosity(self, verbosity):
             pass
@@ -131,7 +152,6 @@ class _FlashProgress:
 def flash_esp(board, port, image, baud=None, console=None):
     """Erase, write and verify ``image`` on the ESP chip at ``port``; returns the chip description."""
     from esptool import cmds
-    from esptool.logger import log
     from esptool.util import FatalError
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -147,8 +167,7 @@ def flash_esp(board, port, image, baud=None, console=None):
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         bar = _FlashProgress(progress)
-        logger = _esptool_logger(bar)
-        log.set_logger(logger)
+        _use_esptool_logger(bar)
         bar.begin("connecting to %s" % port)
         try:
             loader = cmds.detect_chip(port)
@@ -191,9 +210,9 @@ def _first_line(exc):
 # -- RP2040 through the UF2 drive -----------------------------------------------------
 
 
-def find_uf2_drive(patterns=RPI_RP2_GLOBS):
+def find_uf2_drive(patterns=None):
     """The mounted RPI-RP2 drive (the Pico's bootloader), or None."""
-    for pattern in patterns:
+    for pattern in patterns or RPI_RP2_GLOBS:
         for candidate in sorted(glob.glob(pattern)):
             if os.path.isdir(candidate):
                 return Path(candidate)
