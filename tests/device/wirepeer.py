@@ -209,3 +209,20 @@ async def accept_upgrade(reader, writer, extra=()):
     lines.extend(extra)
     await send(writer, ("\r\n".join(lines) + "\r\n\r\n").encode())
     return head
+
+
+async def answer_close(reader, writer, expect_masked=True):
+    """Play a well-behaved server at the end: echo the peer's close, then close TCP."""
+    try:
+        while True:
+            fin, op, payload, _ = await read_frame(reader, expect_masked)
+            if op == 8:
+                await send(writer, frame(8, payload, mask=not expect_masked))
+                return
+    except (EOFError, OSError):
+        pass
+
+
+async def read_eof_only(reader, writer):
+    """A peer that reads and ignores everything until the other side hangs up."""
+    await read_eof(reader)

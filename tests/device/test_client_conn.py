@@ -1,0 +1,291 @@
+"""Client-side behaviour against a hand-written server (wirepeer.RawServer)."""
+
+import asyncio
+
+import wirepeer as wp
+from devtest import araises
+
+import microws
+
+
+class Peer:
+    """A raw server whose per-connection behaviour is ``script(reader, writer, head)``."""
+
+    def __init__(self, script, extra=(), respond=True):
+        self.script = script
+        self.extra = extra
+        self.respond = respond
+        self.heads = []
+        self.done = asyncio.Event()
+
+    async def __aenter__(self):
+        async def conn(reader, writer):
+            try:
+                if self.respond:
+                    self.heads.append(await wp.accept_upgrade(reader, writer, self.extra))
+                await self.script(reader, writer)
+            finally:
+                self.done.set()
+
+        self.srv = await wp.raw_server(conn)
+        self.url = "ws://127.0.0.1:%d/path?q=1" % self.srv.port
+        return self
+
+    async def __aexit__(self, *exc):
+        self.srv.close()
+        await self.srv.wait_closed()
+
+
+async def idle(reader, writer):
+    await wp.answer_close(reader, writer)
+
+
+async def test_request_carries_the_rfc_headers_and_a_fresh_16_byte_key():
+    import binascii
+
+    async with Peer(idle) as p:
+        ws = await microws.connect(p.url, subprotocols=["a", "b"], headers={"Authorization": "Bearer t"},
+                                   ping_interval=None)
+        ws2 = await microws.connect(p.url, ping_interval=None)
+        await ws.close()
+        await ws2.close()
+    lines = p.heads[0].split("\r\n")
+    assert lines[0] == "GET /path?q=1 HTTP/1.1"
+    h = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            h[k.lower()] = v.strip()
+    assert h["host"] == "127.0.0.1:%d" % p.srv.port
+    assert h["upgrade"].lower() == "websocket" and h["connection"].lower() == "upgrade"
+    assert h["sec-websocket-version"] == "13"
+    assert len(binascii.a2b_base64(h["sec-websocket-key"])) == 16
+    assert h["sec-websocket-protocol"] == "a, b"
+    assert h["authorization"] == "Bearer t"
+    assert p.heads[0] != p.heads[1] and "sec-websocket-protocol" not in p.heads[1].lower()
+
+
+async def test_client_rejects_a_wrong_accept_key():
+    async def wrong(reader, writer):
+        while b"\r\n\r\n" not in await reader.read(1024):
+            pass
+        await wp.send(writer, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n")
+        await wp.read_eof(reader)
+
+    async with Peer(wrong, respond=False) as p:
+        e = await araises(microws.InvalidHandshake, microws.connect(p.url))
+        assert "Accept" in str(e)
+
+
+async def test_client_rejects_non_101_status():
+    async def refuse(reader, writer):
+        while b"\r\n\r\n" not in await reader.read(1024):
+            pass
+        await wp.send(writer, b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+
+    async with Peer(refuse, respond=False) as p:
+        e = await araises(microws.InvalidHandshake, microws.connect(p.url))
+        assert e.status == 401
+
+
+async def test_client_rejects_subprotocol_or_extension_it_did_not_offer():
+    async with Peer(idle, extra=["Sec-WebSocket-Protocol: chat"]) as p:
+        await araises(microws.InvalidHandshake, microws.connect(p.url, subprotocols=["other"]))
+        await araises(microws.InvalidHandshake, microws.connect(p.url))
+    async with Peer(idle, extra=["Sec-WebSocket-Extensions: permessage-deflate"]) as p:
+        await araises(microws.InvalidHandshake, microws.connect(p.url))
+
+
+async def test_client_masks_frames_and_answers_pings_with_masked_pongs():
+    got = []
+
+    async def script(reader, writer):
+        got.append(await wp.read_frame(reader, expect_masked=True))
+        await wp.send(writer, wp.frame(9, b"ping!", mask=False))
+        got.append(await wp.read_frame(reader, expect_masked=True))
+        await wp.send(writer, wp.frame(1, "reply", mask=False))
+        await wp.answer_close(reader, writer)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        await ws.send("hello")
+        assert await ws.recv() == "reply"
+        await ws.close()
+    assert got == [(0x80, 1, b"hello", True), (0x80, 10, b"ping!", True)]
+
+
+async def test_client_fails_masked_server_frames_with_1002():
+    async def script(reader, writer):
+        await wp.send(writer, wp.frame(1, "masked", mask=True))
+        assert await wp.read_close(reader, expect_masked=True) == 1002
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        e = await araises(microws.ConnectionClosedError, ws.recv())
+        assert e.code == 1002
+        await asyncio.wait_for(p.done.wait(), 5)
+
+
+async def test_client_reassembles_fragments_sent_one_byte_at_a_time():
+    async def script(reader, writer):
+        wire = wp.frame(1, "κόσ", fin=False, mask=False) + wp.frame(9, b"", mask=False)
+        wire += wp.frame(0, "με", fin=True, mask=False) + wp.frame(2, bytes(300), mask=False)
+        for i in range(len(wire)):
+            await wp.send(writer, wire[i : i + 1])
+        await wp.answer_close(reader, writer)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        assert await ws.recv() == "κόσμε"
+        assert await ws.recv() == bytes(300)
+        await ws.close()
+
+
+async def test_server_initiated_close_is_echoed_and_client_waits_for_tcp_close():
+    echoed = []
+
+    async def script(reader, writer):
+        await wp.send(writer, wp.frame(8, wp.close_payload(4000, "app"), mask=False))
+        echoed.append(await wp.read_frame(reader, expect_masked=True))
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        e = await araises(microws.ConnectionClosedError, ws.recv())
+        assert (e.code, e.reason) == (4000, "app")
+        assert (ws.close_code, ws.close_reason) == (4000, "app")
+    assert echoed == [(0x80, 8, wp.close_payload(4000, "app"), True)]
+
+
+async def test_normal_close_ends_iteration_cleanly():
+    async def script(reader, writer):
+        await wp.send(writer, wp.frame(1, "a", mask=False) + wp.frame(1, "b", mask=False))
+        await wp.send(writer, wp.frame(8, wp.close_payload(1000), mask=False))
+        await wp.read_frame(reader, expect_masked=True)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        got = []
+        async for msg in ws:
+            got.append(msg)
+        assert got == ["a", "b"] and ws.close_code == 1000
+
+
+async def test_client_close_gives_up_after_close_timeout():
+    async def script(reader, writer):
+        await wp.read_eof(reader)  # never answers the close (so not `idle`)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None, close_timeout=0.2)
+        await asyncio.wait_for(ws.close(), 5)
+        assert ws.close_code == 1006
+        await araises(microws.ConnectionClosed, ws.send("late"))
+
+
+async def test_invalid_utf8_from_server_fails_1007():
+    async def script(reader, writer):
+        await wp.send(writer, wp.frame(1, b"\xf4\x90\x80\x80", mask=False))
+        assert await wp.read_close(reader, expect_masked=True) == 1007
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        e = await araises(microws.ConnectionClosedError, ws.recv())
+        assert e.code == 1007
+
+
+async def test_client_max_size_fails_1009():
+    async def script(reader, writer):
+        await wp.send(writer, wp.frame(2, bytes(2000), mask=False))
+        assert await wp.read_close(reader, expect_masked=True) == 1009
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None, max_size=1000)
+        e = await araises(microws.ConnectionClosedError, ws.recv())
+        assert e.code == 1009
+        await asyncio.wait_for(p.done.wait(), 5)
+
+
+async def test_client_keepalive_detects_a_dead_server():
+    async def script(reader, writer):
+        fin, op, payload, _ = await wp.read_frame(reader, expect_masked=True)
+        assert op == 9
+        await wp.read_eof(reader)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=0.05, ping_timeout=0.2)
+        e = await asyncio.wait_for(araises(microws.ConnectionClosedError, ws.recv()), 5)
+        assert e.code in (1006, 1011)
+
+
+async def test_ping_returns_an_event_set_by_the_matching_pong():
+    async def script(reader, writer):
+        fin, op, payload, _ = await wp.read_frame(reader, expect_masked=True)
+        await wp.send(writer, wp.frame(10, b"other", mask=False))
+        await wp.send(writer, wp.frame(10, payload, mask=False) + wp.frame(1, "after", mask=False))
+        await wp.answer_close(reader, writer)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        ev = await ws.ping(b"tok")
+        assert not ev.is_set()
+        assert await ws.recv() == "after"
+        assert ev.is_set()
+        await ws.close()
+
+
+async def test_open_timeout_when_the_server_never_answers():
+    async with Peer(wp.read_eof_only, respond=False) as p:
+        await araises(asyncio.TimeoutError, microws.connect(p.url, open_timeout=0.2))
+
+
+async def test_reconnecting_iterator_opens_a_new_connection_after_each_close():
+    count = [0]
+
+    async def script(reader, writer):
+        count[0] += 1
+        await wp.send(writer, wp.frame(1, "n%d" % count[0], mask=False))
+        await wp.send(writer, wp.frame(8, wp.close_payload(1001), mask=False))
+        await wp.read_frame(reader, expect_masked=True)
+
+    async with Peer(script) as p:
+        got = []
+        conn = microws.connect(p.url, reconnect=True, backoff_min=0.01, ping_interval=None)
+        async for ws in conn:
+            try:
+                async for msg in ws:
+                    got.append(msg)
+            except microws.ConnectionClosed:
+                pass
+            if len(got) == 3:
+                await ws.close()
+                break
+        assert got == ["n1", "n2", "n3"]
+
+
+async def test_reconnecting_iterator_backs_off_while_the_server_is_down():
+    srv = await wp.raw_server(idle)
+    port = srv.port
+    srv.close()
+    await srv.wait_closed()
+    conn = microws.connect("ws://127.0.0.1:%d/" % port, reconnect=True, backoff_min=0.01, backoff_max=0.04)
+    it = conn.__aiter__()
+    try:
+        await asyncio.wait_for(it.__anext__(), 0.3)
+        raise AssertionError("connected to a closed port")
+    except asyncio.TimeoutError:
+        pass
+    assert conn.attempts >= 3  # kept retrying with a capped delay
+
+
+async def test_bad_urls_are_rejected_clearly():
+    from devtest import raises
+
+    from microws.client import parse_url
+
+    assert parse_url("ws://h") == (False, "h", 80, "/")
+    assert parse_url("wss://h:8443/a/b?c=d") == (True, "h", 8443, "/a/b?c=d")
+    assert parse_url("ws://[::1]:9000/x") == (False, "::1", 9000, "/x")
+    assert parse_url("ws://h?x=1") == (False, "h", 80, "/?x=1")
+    for bad in ("http://h/", "ws://", "ws://user@h/"):
+        with raises(ValueError):
+            parse_url(bad)
