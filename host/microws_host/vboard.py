@@ -127,6 +127,7 @@ class _Child:
             # Own process group: Ctrl-C in the terminal running `microws vboard` must
             # not reach the board; only Ctrl-C sent over the serial line does.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         os.close(cmd_r)
         os.close(event_w)
@@ -164,6 +165,17 @@ class _Child:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _die_with_parent():
+    # Linux: the interpreter gets SIGKILL if this process dies without stop(), so a
+    # main.py that runs forever never outlives its board.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _write_all(fd, data):
