@@ -4,6 +4,7 @@ import asyncio
 import os
 
 import wirepeer as wp
+from devtest import IS_MICROPYTHON
 
 import microws
 
@@ -227,10 +228,10 @@ async def test_wss_echo_with_a_self_signed_certificate():
     certs = os.getenv("MICROWS_TEST_CERTS")
     assert certs, "MICROWS_TEST_CERTS not set (tests/conftest.py makes the certificates)"
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    sctx.load_cert_chain(certs + "/cert.der" if wp.MICROPYTHON else certs + "/cert.pem",
-                         certs + "/key.der" if wp.MICROPYTHON else certs + "/key.pem")
+    sctx.load_cert_chain(certs + "/cert.der" if IS_MICROPYTHON else certs + "/cert.pem",
+                         certs + "/key.der" if IS_MICROPYTHON else certs + "/key.pem")
     cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if wp.MICROPYTHON:
+    if IS_MICROPYTHON:
         cctx.verify_mode = ssl.CERT_NONE
     else:
         cctx.load_verify_locations(certs + "/ca.pem")
