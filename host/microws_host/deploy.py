@@ -116,7 +116,7 @@ def merge_config(existing, args):
             raise DeployError("--wifi wants SSID:PASSWORD")
         cfg["wifi_ssid"], cfg["wifi_password"] = ssid, password
     if args.bridge is not None and not args.bridge.startswith(("ws://", "wss://")):
-        raise DeployError("--bridge must be a ws:// or wss:// URL (e.g. ws://192.168.1.10:8080/device)")
+        raise DeployError("--bridge must be a ws:// or wss:// URL (e.g. ws://192.168.1.10:8765/device)")
     for option, key in CONFIG_KEYS.items():
         value = getattr(args, option)
         if value is not None:
@@ -312,7 +312,7 @@ def add_arguments(parser):
     )
     parser.epilog = (
         "examples: microws deploy --board esp32 --port /dev/ttyUSB0 --wifi home:secret "
-        "--bridge ws://192.168.1.10:8080/device --token T1 --device-id kitchen;  "
+        "--bridge ws://192.168.1.10:8765/device --token T1 --device-id kitchen;  "
         "microws deploy --board unix --port /dev/pts/5 (a `microws vboard`)"
     )
     parser.add_argument("--board", required=True, help="board profile: %s" % ", ".join(board_names()))
@@ -323,7 +323,7 @@ def add_arguments(parser):
         "--wifi", metavar="SSID:PASSWORD", help="Wi-Fi network the node joins (ignored by the unix board)"
     )
     parser.add_argument(
-        "--bridge", metavar="URL", help="bridge WebSocket URL, e.g. ws://192.168.1.10:8080/device"
+        "--bridge", metavar="URL", help="bridge WebSocket URL, e.g. ws://192.168.1.10:8765/device"
     )
     parser.add_argument("--token", help="the device's bearer token for the bridge")
     parser.add_argument(
