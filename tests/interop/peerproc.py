@@ -160,5 +160,7 @@ class Peer:
     async def __aenter__(self):
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, exc_type, exc, tb):
         await self.stop()
+        if exc is not None and hasattr(exc, "add_note"):
+            exc.add_note("--- output of %s ---\n%s" % (" ".join(map(str, self.argv[1:4])), self.output()))

@@ -1,0 +1,44 @@
+"""MicroPython peer for heap-capped runs: a microws echo server on 127.0.0.1.
+
+Usage: micropython -X heapsize=64k echo_server.py [max_size=N] [oom_http=1]
+Prints ``PORT <n>``. The text ``!mem`` is not echoed: the answer is the heap in use
+after a collection (``gc.mem_alloc()``), for the per-connection figures in bench/.
+A MemoryError anywhere is printed (the tests look for it) and never silent.
+``oom_http=1``: plain HTTP requests run out of memory (a MemoryError raised where a
+real page would allocate), to check the server survives and drops that connection.
+"""
+
+import asyncio
+import gc
+import sys
+
+import microws
+
+
+async def echo(ws):
+    async for msg in ws:
+        if msg == "!mem":
+            gc.collect()
+            await ws.send(str(gc.mem_alloc()))
+        else:
+            await ws.send(msg)
+
+
+def oom_http(request):
+    raise MemoryError("simulated: no heap left to build the page")
+
+
+async def main():
+    max_size = 65536
+    http = None
+    for a in sys.argv[1:]:
+        if a.startswith("max_size="):
+            max_size = int(a[9:])
+        elif a == "oom_http=1":
+            http = oom_http
+    server = await microws.serve(echo, "127.0.0.1", 0, max_size=max_size, http_handler=http)
+    print("PORT", server.port)
+    await asyncio.Event().wait()
+
+
+asyncio.run(main())
