@@ -4,6 +4,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-done
 NODE_WS := tests/node/node_modules/ws/package.json
+ESP32_STUBS  := $(shell grep -E '^micropython-esp32-stubs==' requirements.txt)
+RP2_STUBS    := $(shell grep -E '^micropython-rp2-stubs==' requirements.txt)
+STDLIB_STUBS := micropython-stdlib-stubs==1.29.0.post2
 
 .PHONY: setup test check demo bench clean
 
@@ -14,6 +17,9 @@ $(STAMP): requirements.txt host/pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e host
+	# Board API stubs, one tree per board, so `make check` types device code against each.
+	$(BIN)/pip install -q --no-deps --target $(VENV)/stubs/esp32 $(ESP32_STUBS) $(STDLIB_STUBS)
+	$(BIN)/pip install -q --no-deps --target $(VENV)/stubs/rp2 $(RP2_STUBS) $(STDLIB_STUBS)
 	touch $(STAMP)
 
 $(NODE_WS): tests/node/package.json tests/node/package-lock.json

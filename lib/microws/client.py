@@ -62,7 +62,7 @@ def _client_ssl_context(ssl_arg):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
-    return ssl.create_default_context()
+    return ssl.create_default_context()  # pyright: ignore[reportAttributeAccessIssue] (CPython)
 
 
 async def _open(url, subprotocols, headers, ssl, open_timeout, options):
@@ -75,7 +75,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
     else:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), open_timeout)
     if MICROPYTHON:
-        _nodelay(writer.s)
+        _nodelay(writer.s)  # pyright: ignore[reportAttributeAccessIssue] (MicroPython Stream)
     try:
         key = make_key()
         default_port = 443 if secure else 80

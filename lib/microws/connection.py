@@ -26,8 +26,8 @@ from .protocol import CLOSED, OPEN, Protocol
 MICROPYTHON = sys.implementation.name == "micropython"
 # One read buffer shared by every connection (MicroPython): readinto() fills it on
 # resume and the data is parsed before the next await, so no two tasks overlap.
-_SCRATCH = bytearray(2048) if MICROPYTHON else None
-_SCRATCH_MV = memoryview(_SCRATCH) if MICROPYTHON else None
+_SCRATCH = bytearray(2048)
+_SCRATCH_MV = memoryview(_SCRATCH)
 
 
 class WebSocket:
@@ -186,7 +186,7 @@ class WebSocket:
     # ---- internals -------------------------------------------------------------
 
     def _closed_exc(self):
-        return closed_error(self.close_code, self.close_reason)
+        return closed_error(self.close_code, self.close_reason or "")
 
     async def _send_frame(self, op, data, fin=True):
         p = self.proto

@@ -10,10 +10,10 @@ import struct
 from .errors import ProtocolError
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # pyright: ignore[reportRedeclaration]
         return x
 
 

@@ -186,12 +186,14 @@ def check_request(request, subprotocols=None, origins=None):
     return accept_key(key), chosen
 
 
-def build_response(status, headers=None, body=b""):
+def build_response(status, headers=None, body=None):
     """HTTP/1.1 response bytes (for 101 and for errors/plain pages)."""
     lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status"))]
     if headers:
         for name, value in headers.items() if hasattr(headers, "items") else headers:
             lines.append("%s: %s" % (name, value))
+    if body is None:
+        body = b""
     if status != 101:
         if isinstance(body, str):
             body = body.encode()

@@ -30,10 +30,10 @@ from .frames import (
 )
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # pyright: ignore[reportRedeclaration]
         return x
 
 
@@ -90,7 +90,7 @@ class Protocol:
     def payload_received(self, n):
         """``n`` bytes were read into ``payload_view()``."""
         self._pl_pos += n
-        if self._pl_pos == len(self._pl):
+        if self._pl_pos == len(self._pl):  # pyright: ignore[reportArgumentType]
             try:
                 self._payload_complete()
             except ProtocolError as e:
@@ -218,7 +218,7 @@ class Protocol:
             if not fin:
                 return
             parts = self._msg_parts
-            pl = parts[0] if len(parts) == 1 else b"".join(parts)
+            pl = parts[0] if len(parts) == 1 else b"".join(parts)  # pyright: ignore[reportArgumentType]
             self._msg_op = 0
             self._msg_parts = None
             self._msg_size = 0

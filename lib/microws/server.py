@@ -39,7 +39,7 @@ class Server:
         ssl = self._opt["ssl"]
         if not MICROPYTHON:
             self._listener = await asyncio.start_server(self._client, host, port, ssl=ssl, backlog=backlog)
-            self.port = self._listener.sockets[0].getsockname()[1]
+            self.port = self._listener.sockets[0].getsockname()[1]  # pyright: ignore (CPython)
             return
         import socket
 
@@ -52,10 +52,11 @@ class Server:
         self._sock = s
         if port == 0:
             self.port = _bound_port(s)
-        self._accept_task = asyncio.create_task(self._accept_loop(s, ssl))
+        self._accept_task = asyncio.create_task(self._accept_loop(s, ssl))  # pyright: ignore[reportArgumentType]
 
     async def _accept_loop(self, s, ssl):
-        from asyncio import core
+        # MicroPython's own accept loop does the same; start_server cannot report port 0's port.
+        from asyncio import core  # pyright: ignore[reportAttributeAccessIssue]
 
         while True:
             yield core._io_queue.queue_read(s)
