@@ -101,6 +101,10 @@ def bench_server(kind, seconds, rounds, style=None, sizes=(("echo64k", 65536), (
             _try(res, name, big)
     if res.get("errors"):
         res["server_output"] = proc.output
+        died = [ln for ln in proc.output.splitlines() if "Error" in ln]
+        if died:
+            for name in res["errors"]:
+                res["errors"][name] += " (server: %s)" % died[-1].strip()
     return res
 
 

@@ -3,7 +3,7 @@
     micropython raw_tcp_echo.py server PORT
     micropython raw_tcp_echo.py client PORT SIZE SECONDS   (echo SIZE-byte blocks, print JSON)
 
-The server reads into one preallocated buffer and writes each chunk straight back
+The server reads into one shared preallocated buffer and writes each chunk straight back
 (skipping drain() when the kernel took everything, as microws does); the client
 writes a SIZE-byte block and reads SIZE bytes back, over and over. TCP_NODELAY on
 both, like microws. CPU time comes from /proc/self/stat (unix port); run with
@@ -23,10 +23,15 @@ def nodelay(sock):
         pass
 
 
+# One read buffer for every connection (as microws does): each chunk is written (or
+# copied into the stream's out_buf) before the next await, so no two tasks overlap.
+BUF = bytearray(65536)
+MV = memoryview(BUF)
+
+
 async def echo(reader, writer):
     nodelay(writer.s)
-    buf = bytearray(65536)
-    mv = memoryview(buf)
+    buf, mv = BUF, MV
     try:
         while True:
             n = await reader.readinto(buf)
