@@ -6,7 +6,7 @@ async def echo(ws):
         await ws.send(msg)
 
 async def main():
-    server = await microws.serve(echo, "0.0.0.0", 8080)
+    await microws.serve(echo, "0.0.0.0", 8080)
     await asyncio.Event().wait()  # serve until the board resets
 
 asyncio.run(main())

@@ -53,7 +53,9 @@ def test_readme_client_talks_to_readme_server(tmp_path, micropython, server_rt, 
     srv_file.write_text((EXAMPLES / "echo_server.py").read_text().replace("8080", str(port)))
     cli_file = tmp_path / "client.py"
     cli_file.write_text((EXAMPLES / "client.py").read_text().replace("8080", str(port)))
-    server = subprocess.Popen([exe[server_rt], str(srv_file)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [exe[server_rt], str(srv_file)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         wait_listening(port, server)
         out = subprocess.run([exe[client_rt], str(cli_file)], env=env, capture_output=True, text=True, timeout=30)
