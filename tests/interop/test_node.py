@@ -34,7 +34,7 @@ def test_micropython_client_talks_to_node_ws_server(micropython, device_test_cer
         if secure:
             argv.append("certdir=%s" % device_test_certs)
         async with await Peer.start(argv, cwd=NODE_DIR) as server:
-            url = "%s://localhost:%d" % ("wss" if secure else "ws", server.port)
+            url = "%s://127.0.0.1:%d" % ("wss" if secure else "ws", server.port)
             argv = [micropython, MP_DIR / "ws_client.py", url]
             if secure:
                 argv.append("ca=%s" % ca_der(device_test_certs))
@@ -54,7 +54,7 @@ def test_node_ws_client_talks_to_micropython_server(micropython, device_test_cer
         if secure:
             argv.append("certdir=%s" % device_test_certs)
         async with await Peer.start(argv, env=mp_env(MP_DIR, LIB), cwd=MP_DIR) as server:
-            url = "%s://localhost:%d" % ("wss" if secure else "ws", server.port)
+            url = "%s://127.0.0.1:%d" % ("wss" if secure else "ws", server.port)
             argv = [node, NODE_DIR / "ws_client.js", "url=" + url, "cfg=" + CFG]
             if secure:
                 argv.append("ca=%s" % (device_test_certs / "ca.pem"))

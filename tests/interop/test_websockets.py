@@ -7,6 +7,8 @@ both message types, fragmentation both ways, pings both ways, close codes and
 reasons both ways, subprotocol negotiation and the 1009 limit.
 """
 
+import ssl
+
 import pytest
 import websockets_peer
 from peerproc import LIB, MP_DIR, Peer, ca_der, client_ssl, mp_env, run, server_ssl
@@ -19,7 +21,7 @@ async def _mp_client_against_websockets(micropython, ssl=None, certdir=None):
     closes = []
     server = await websockets_peer.serve(closes.append, ssl=ssl)
     scheme = "wss" if ssl else "ws"
-    argv = [micropython, MP_DIR / "ws_client.py", "%s://localhost:%d" % (scheme, websockets_peer.port_of(server))]
+    argv = [micropython, MP_DIR / "ws_client.py", "%s://127.0.0.1:%d" % (scheme, websockets_peer.port_of(server))]
     if certdir:
         argv.append("ca=%s" % ca_der(certdir))
     try:
@@ -39,7 +41,7 @@ async def _websockets_client_against_mp_server(micropython, ssl=None, certdir=No
     async with await Peer.start(argv, env=mp_env(MP_DIR, LIB), cwd=MP_DIR) as server:
         transcript = []
         scheme = "wss" if ssl else "ws"
-        await websockets_peer.client_session("%s://localhost:%d" % (scheme, server.port), transcript.append, ssl=ssl)
+        await websockets_peer.client_session("%s://127.0.0.1:%d" % (scheme, server.port), transcript.append, ssl=ssl)
         assert transcript == TRANSCRIPT, server.output()
         await websockets_peer.check_server_closes(server)
 
@@ -65,7 +67,7 @@ async def _in_process(start_server, port_of, session, certdir, secure):
     server = await start_server(closes.append, ssl=server_ssl(certdir) if secure else None)
     try:
         transcript = []
-        url = "%s://localhost:%d" % ("wss" if secure else "ws", port_of(server))
+        url = "%s://127.0.0.1:%d" % ("wss" if secure else "ws", port_of(server))
         await session(url, transcript.append, ssl=client_ssl(certdir) if secure else None)
         assert transcript == TRANSCRIPT
     finally:
@@ -85,17 +87,22 @@ def test_websockets_client_talks_to_cpython_microws_server(secure, device_test_c
     run(_in_process(sc.serve, lambda server: server.port, session, device_test_certs, secure))
 
 
-def test_micropython_client_refuses_wss_server_signed_by_another_ca(micropython, device_test_certs, tmp_path):
+@pytest.mark.parametrize("mismatch", ["other-ca", "other-host"])
+def test_micropython_client_refuses_wss_server_it_cannot_verify(micropython, device_test_certs, tmp_path, mismatch):
     import trustme
 
-    other = tmp_path / "other"
-    other.mkdir()
-    trustme.CA().cert_pem.write_to_path(str(other / "ca.pem"))
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))  # what the client trusts
+    if mismatch == "other-ca":  # the usual localhost/127.0.0.1 cert, from a CA the client does not trust
+        ctx = server_ssl(device_test_certs)
+    else:  # signed by the trusted CA, but for another host name
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("example.com").configure_cert(ctx)
 
     async def body():
-        server = await websockets_peer.serve(lambda line: None, ssl=server_ssl(device_test_certs))
-        argv = [micropython, MP_DIR / "ws_client.py", "wss://localhost:%d" % websockets_peer.port_of(server)]
-        argv.append("ca=%s" % ca_der(other))
+        server = await websockets_peer.serve(lambda line: None, ssl=ctx)
+        argv = [micropython, MP_DIR / "ws_client.py", "wss://127.0.0.1:%d" % websockets_peer.port_of(server)]
+        argv.append("ca=%s" % ca_der(tmp_path))
         try:
             async with await Peer.start(argv, env=mp_env(MP_DIR, LIB), cwd=MP_DIR, port_timeout=None) as client:
                 code = await client.finish(30)
