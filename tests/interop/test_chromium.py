@@ -9,6 +9,7 @@ by the browser), close codes and reasons both ways, subprotocol negotiation.
 import json
 import shutil
 
+import pytest
 from peerproc import LIB, MP_DIR, Peer, mp_env, require, run
 from websockets_peer import check_server_closes, sc
 
@@ -31,7 +32,8 @@ def chromium_exe():
     return exe
 
 
-def test_chromium_page_served_by_micropython_server_talks_websocket_both_ways(micropython):
+@pytest.mark.parametrize("secure", [False, True], ids=["http-ws", "https-wss"])
+def test_chromium_page_served_by_micropython_server_talks_websocket_both_ways(micropython, device_test_certs, secure):
     exe = chromium_exe()
     try:
         from playwright.async_api import async_playwright
@@ -49,12 +51,16 @@ def test_chromium_page_served_by_micropython_server_talks_websocket_both_ways(mi
 
     async def body():
         argv = [micropython, MP_DIR / "ws_server.py", "page=%s" % (MP_DIR / "page.html")]
+        if secure:
+            argv.append("certdir=%s" % device_test_certs)
         async with await Peer.start(argv, env=mp_env(MP_DIR, LIB), cwd=MP_DIR) as server:
             async with async_playwright() as p:
                 browser = await p.chromium.launch(executable_path=exe, args=BROWSER_ARGS)
                 try:
-                    page = await browser.new_page()
-                    resp = await page.goto("http://127.0.0.1:%d/" % server.port)
+                    # The test CA is not in Chromium's store; trust is checked elsewhere.
+                    context = await browser.new_context(ignore_https_errors=secure)
+                    page = await context.new_page()
+                    resp = await page.goto("%s://127.0.0.1:%d/" % ("https" if secure else "http", server.port))
                     assert resp.status == 200, server.output()
                     assert await page.title() == "microws interop page"
                     lines = await page.evaluate("(cfg) => runSession(cfg)", json.loads(json.dumps(cfg)))
