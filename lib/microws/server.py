@@ -156,11 +156,22 @@ class Server:
             asyncio.create_task(ws.close(1001, "server shutting down"))
 
     async def wait_closed(self):
-        """Wait until the listener and every connection are closed."""
+        """Wait until the listener and every connection are closed.
+
+        Handlers still running ``close_timeout`` after ``close()`` (stuck on
+        something other than their socket) are cancelled.
+        """
         if self._listener is not None:
             await self._listener.wait_closed()
+        deadline = self._opt["close_timeout"] + 1
+        waited = 0
         while self._tasks:
+            if waited >= deadline:
+                for task in list(self._tasks):
+                    task.cancel()
+                deadline += 1  # let cancelled handlers run their cleanup
             await asyncio.sleep(0.01)
+            waited += 0.01
 
     async def __aenter__(self):
         return self

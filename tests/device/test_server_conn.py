@@ -242,3 +242,19 @@ async def test_wss_echo_with_a_self_signed_certificate():
             assert await ws.recv() == msg
         await ws.close()
         assert ws.close_code == 1000
+
+
+async def test_wait_closed_cancels_handlers_stuck_elsewhere():
+    async def stuck(ws):
+        await asyncio.Event().wait()  # never reads, never returns
+
+    srv = await microws.serve(stuck, "127.0.0.1", 0, close_timeout=0.2)
+    r, w = await wp.ws_raw(srv.port)
+    while not srv.connections:
+        await asyncio.sleep(0.01)
+    srv.close()
+    assert await wp.read_close(r) == 1001
+    await wp.send(w, wp.frame(8, wp.close_payload(1001)))
+    await asyncio.wait_for(srv.wait_closed(), 5)
+    assert not srv.connections
+    await wp.close_raw(w)
