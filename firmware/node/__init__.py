@@ -7,3 +7,5 @@ Modules, each small so a board only pays for what it imports:
 """
 
 FIRMWARE_VERSION = "0.1.0"
+INTERVAL_MIN_MS = 50  # sampling interval bounds (config.json and the `interval` command)
+INTERVAL_MAX_MS = 86400000

@@ -9,7 +9,7 @@ import gc
 import os
 import sys
 
-from node import FIRMWARE_VERSION, clock, config, net, watchdog
+from node import FIRMWARE_VERSION, clock
 from node.outbox import Outbox
 from node.sensors import Sensors
 
@@ -42,6 +42,8 @@ class Node:
         self.last_sample_ticks = self.start_ticks
         self.elapsed_ms = 0  # simulated time since boot, advanced one interval per reading
         self.sampling = True
+        self.net = None  # the node.net module once Wi-Fi is configured (not loaded otherwise)
+        self.watchdog = None  # the node.watchdog module when a hardware watchdog runs
         self.link = None  # node.link.Link when a bridge is configured
         self.local = None  # node.local.LocalServer when local_port is set
         self._interval_changed = asyncio.Event()
@@ -119,7 +121,7 @@ class Node:
             "uptime_s": self.uptime_ms() // 1000,
             "heap_free": mem_free() if mem_free else None,
             "heap_alloc": mem_alloc() if mem_alloc else None,
-            "rssi": net.rssi(),
+            "rssi": self.net.rssi() if self.net else None,
             "outbox": len(ob),
             "outbox_capacity": ob.capacity,
             "dropped": ob.dropped,
@@ -152,7 +154,7 @@ class Node:
 
     # -- running --------------------------------------------------------------
 
-    async def _feed_watchdog(self):
+    async def _feed_watchdog(self, watchdog):
         # Feed only while sampling makes progress: a stuck node gets reset.
         watchdog.take_over()
         while True:
@@ -164,9 +166,17 @@ class Node:
     async def run(self):
         """Run until cancelled: Wi-Fi, sampler, link, local server, watchdog."""
         cfg = self.cfg
-        if watchdog.start(self.board, cfg["watchdog_s"]):
-            asyncio.create_task(self._feed_watchdog())
+        # Optional parts are imported only when used: every module costs heap.
+        if cfg["watchdog_s"] and self.board.WATCHDOG_MAX_MS:
+            from node import watchdog
+
+            if watchdog.start(self.board, cfg["watchdog_s"]):
+                self.watchdog = watchdog
+                asyncio.create_task(self._feed_watchdog(watchdog))
         if cfg["wifi_ssid"]:
+            from node import net
+
+            self.net = net
             await net.connect(cfg["wifi_ssid"], cfg["wifi_password"], self.board)
             net.sync_time()
         if cfg["local_port"]:
@@ -183,13 +193,39 @@ class Node:
         await asyncio.gather(*tasks)
 
 
+def _load_config(path, warnings):
+    # config's schema and validator are needed once: drop the module afterwards (heap).
+    from node import config
+
+    try:
+        return config.load(path, warn=warnings.append), None
+    except config.ConfigError as e:
+        return None, e
+    finally:
+        import node as package
+
+        del config
+        sys.modules.pop("node.config", None)
+        if hasattr(package, "config"):
+            delattr(package, "config")
+        gc.collect()
+
+
 def main(board, path="config.json"):
     """Entry point for main.py: load config, print the status line, run forever."""
     warnings = []
+    cfg, error = _load_config(path, warnings)
+    if cfg and cfg["bridge"]:
+        # Load the link (and the WebSocket library, the biggest code) before any
+        # buffer is allocated: long-lived blocks first keeps the heap unfragmented.
+        from node import link  # noqa: F401
+
+        gc.collect()
     try:
-        cfg = config.load(path, warn=warnings.append)
+        if error is not None:
+            raise error
         node = Node(cfg, board)
-    except (config.ConfigError, ValueError) as e:
+    except ValueError as e:  # ConfigError, or a sensor the board does not have
         print("microws-node: error config: %s" % e)
         return
     # The first `microws-node:` line is what host tools wait for: keep it first.
@@ -201,7 +237,8 @@ def main(board, path="config.json"):
         asyncio.run(node.run())
     except KeyboardInterrupt:
         print(node.status("stop"))
-        watchdog.keep_fed(board, cfg["watchdog_s"])  # the REPL must not be reset under the user
+        if node.watchdog is not None:  # the REPL must not be reset under the user
+            node.watchdog.keep_fed(board, cfg["watchdog_s"])
     finally:
         if sys.implementation.name == "micropython":
             asyncio.new_event_loop()  # a clean loop for whatever runs next at the REPL

@@ -5,6 +5,7 @@ offset is worked out once from ``gmtime(0)`` instead of assumed.
 """
 
 import asyncio
+import os
 import time
 
 EPOCH_OFFSET_MS = 946684800000 if time.gmtime(0)[0] == 2000 else 0
@@ -44,3 +45,13 @@ except AttributeError:  # CPython
 
     def wait_for_ms(awaitable, ms):
         return asyncio.wait_for(awaitable, ms / 1000)
+
+
+def jitter(delay_ms):
+    """``delay_ms`` spread by +-25 %, so many nodes do not retry in lockstep."""
+    return delay_ms * (384 + os.urandom(1)[0]) // 512  # x 0.75 .. 1.25
+
+
+def next_backoff(delay_ms, high_ms):
+    """The delay after ``delay_ms``: doubled, capped at ``high_ms``."""
+    return min(delay_ms * 2, high_ms)

@@ -6,9 +6,7 @@ result, so nothing a bridge (or a browser behind it) sends can crash the node.
 
 import gc
 
-from node import config
-
-_INTERVAL_MIN, _INTERVAL_MAX = config.SCHEMA["interval_ms"][2:4]
+from node import INTERVAL_MAX_MS, INTERVAL_MIN_MS
 
 
 def _led(node, args):
@@ -21,8 +19,8 @@ def _led(node, args):
 
 def _interval(node, args):
     ms = args.get("ms")
-    if not isinstance(ms, int) or isinstance(ms, bool) or not _INTERVAL_MIN <= ms <= _INTERVAL_MAX:
-        return False, "interval needs args {\"ms\": %d..%d}" % (_INTERVAL_MIN, _INTERVAL_MAX)
+    if not isinstance(ms, int) or isinstance(ms, bool) or not INTERVAL_MIN_MS <= ms <= INTERVAL_MAX_MS:
+        return False, "interval needs args {\"ms\": %d..%d}" % (INTERVAL_MIN_MS, INTERVAL_MAX_MS)
     node.set_interval(ms)
     return True, {"ms": ms}
 

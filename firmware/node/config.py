@@ -7,6 +7,8 @@ node, so a newer host tool can write keys an older firmware does not know yet.
 
 import json
 
+from node import INTERVAL_MAX_MS, INTERVAL_MIN_MS
+
 # key: (default, type, minimum, maximum). None as minimum/maximum: unbounded or n/a.
 SCHEMA = {
     "id": ("", str, None, 64),  # device id; "" -> derived from the board's unique id
@@ -14,10 +16,10 @@ SCHEMA = {
     "bridge": ("", str, None, 256),  # ws[s]://host:port/device; "" -> no bridge (local only)
     "wifi_ssid": ("", str, None, 32),
     "wifi_password": ("", str, None, 64),
-    "interval_ms": (5000, int, 50, 86400000),  # sampling interval (simulated ms on unix)
+    "interval_ms": (5000, int, INTERVAL_MIN_MS, INTERVAL_MAX_MS),  # sampling interval (simulated ms on unix)
     "sensors": (None, list, None, 16),  # subset of the board's sensors; None -> all
     "outbox": (256, int, 4, 8192),  # readings kept until the bridge acks them
-    "batch": (20, int, 1, 200),  # most readings in one tm message
+    "batch": (10, int, 1, 200),  # most readings in one tm message
     "ping_interval": (20, int, 1, 3600),  # s between keepalive pings
     "ping_timeout": (20, int, 1, 3600),  # s without a pong before the link is dead
     "connect_timeout": (10, int, 1, 300),  # s for TCP + TLS + upgrade

@@ -12,7 +12,7 @@ import asyncio
 import json
 
 import microws
-from node import FIRMWARE_VERSION, clock, commands, net
+from node import FIRMWARE_VERSION, clock
 
 SUBPROTOCOL = "microws.v1"
 _CLOSE_TIMEOUT_MS = 2000
@@ -32,6 +32,8 @@ class Link:
         self.connected = False
         self.sessions = 0  # connections that got as far as sending hello
         self._wake = asyncio.Event()
+        # '"name":' per sensor, made once (names come from the board profile: plain words)
+        self._keys = tuple(json.dumps(name) + ":" for name in node.sensors.names)
 
     def wake(self):
         """A new reading is in the outbox."""
@@ -53,28 +55,39 @@ class Link:
             "dropped": node.outbox.dropped,
         })
 
-    def _reading(self, seq, with_seq):
+    def _reading(self, seq, parts):
+        # '"seq":S,"ts":T,"d":{...}' appended to parts: no dict per reading.
         ob = self.node.outbox
-        d = {}
-        for i, name in enumerate(self.node.sensors.names):
+        parts.append('"seq":%d,"ts":%d,"d":{' % (seq, ob.ts(seq)))
+        sep = ""
+        for i, key in enumerate(self._keys):
             v = ob.value(seq, i)
-            if v is not None:  # a failed sensor is left out, not sent as NaN
-                d[name] = _round(v)
-        if with_seq:
-            return {"seq": seq, "ts": ob.ts(seq), "d": d}
-        return d
+            if v is not None and v - v == 0:  # failed sensor (NaN) or inf: left out, JSON has neither
+                parts.append(sep + key + str(_round(v)))
+                sep = ","
+        parts.append("}")
 
     def telemetry(self, first, count):
-        """A `tm` message for readings ``first .. first+count-1`` (a batch when count > 1)."""
+        """A `tm` message for readings ``first .. first+count-1`` (a batch when count > 1).
+
+        Built as text directly (short pieces, one join): a batch of dicts for
+        json.dumps would hold several times the message in heap at once.
+        """
         ob = self.node.outbox
-        boot = self.node.boot
-        if count == 1:
-            msg = {"t": "tm", "boot": boot, "seq": first, "ts": ob.ts(first), "d": self._reading(first, False)}
-        else:
-            msg = {"t": "tm", "boot": boot, "b": [self._reading(s, True) for s in range(first, first + count)]}
+        parts = ['{"t":"tm","boot":"%s",' % self.node.boot]
         if ob.dropped:
-            msg["dropped"] = ob.dropped
-        return json.dumps(msg)
+            parts.append('"dropped":%d,' % ob.dropped)
+        if count == 1:
+            self._reading(first, parts)
+        else:
+            parts.append('"b":[')
+            for seq in range(first, first + count):
+                parts.append("{" if seq == first else ",{")
+                self._reading(seq, parts)
+                parts.append("}")
+            parts.append("]")
+        parts.append("}")
+        return "".join(parts)
 
     def handle(self, text):
         """Act on one message from the bridge; returns a reply to send, or None."""
@@ -89,6 +102,8 @@ class Link:
             if msg.get("boot") == node.boot and isinstance(msg.get("seq"), int):
                 node.outbox.ack(msg["seq"])
         elif kind == "cmd":
+            from node import commands  # loaded on the first command only (heap)
+
             ok, value = commands.run(node, msg.get("name"), msg.get("args"))
             reply = {"t": "res", "id": msg.get("id"), "ok": ok}
             reply["v" if ok else "err"] = value
@@ -96,6 +111,8 @@ class Link:
         elif kind == "cfg":
             ms = msg.get("interval")
             if ms is not None:
+                from node import commands
+
                 ok, value = commands.run(node, "interval", {"ms": ms})
                 if not ok:
                     print("microws-node: cfg rejected: %s" % value)
@@ -165,15 +182,14 @@ class Link:
     async def _connect(self):
         cfg = self.node.cfg
         headers = {"Authorization": "Bearer " + cfg["token"]} if cfg["token"] else None
-        return await clock.wait_for_ms(
-            microws.connect(
-                cfg["bridge"],
-                subprotocols=[SUBPROTOCOL],
-                headers=headers,
-                ping_interval=cfg["ping_interval"],
-                ping_timeout=cfg["ping_timeout"],
-            ),
-            cfg["connect_timeout"] * 1000,
+        return await microws.connect(
+            cfg["bridge"],
+            subprotocols=[SUBPROTOCOL],
+            headers=headers,
+            ping_interval=cfg["ping_interval"],
+            ping_timeout=cfg["ping_timeout"],
+            open_timeout=cfg["connect_timeout"],
+            close_timeout=_CLOSE_TIMEOUT_MS // 1000,
         )
 
     async def run(self):
@@ -182,8 +198,8 @@ class Link:
         cfg = node.cfg
         delay = cfg["backoff_min_ms"]
         while True:
-            if not net.connected():
-                await net.connect(cfg["wifi_ssid"], cfg["wifi_password"], node.board)
+            if node.net is not None and not node.net.connected():
+                await node.net.connect(cfg["wifi_ssid"], cfg["wifi_password"], node.board)
             started = clock.ticks_ms()
             try:
                 ws = await self._connect()
@@ -193,7 +209,7 @@ class Link:
                 reason = e
             if clock.ticks_diff(clock.ticks_ms(), started) >= _STABLE_MS:
                 delay = cfg["backoff_min_ms"]
-            wait = net.jitter(delay)
+            wait = clock.jitter(delay)
             print("%s reason=%r retry_ms=%d" % (node.status("link down"), reason, wait))
             await clock.sleep_ms(wait)
-            delay = net.next_backoff(delay, cfg["backoff_max_ms"])
+            delay = clock.next_backoff(delay, cfg["backoff_max_ms"])

@@ -1,12 +1,10 @@
-"""Wi-Fi station connect with retries and backoff; nothing to do on the unix port.
+"""Wi-Fi station connect with retries and backoff.
 
-``network`` only exists on boards with a network interface, so it is imported lazily:
-the unix port (and CPython in tests) never touches it.
+Imported only when config.json names a Wi-Fi network, so the unix port (and CPython
+in tests) never loads it; ``network`` itself is imported only when connecting.
 """
 
-import os
-
-from node.clock import sleep_ms
+from node.clock import jitter, next_backoff, sleep_ms
 
 _wlan = None
 
@@ -18,17 +16,6 @@ def available():
     except ImportError:
         return False
     return hasattr(network, "WLAN")
-
-
-def jitter(delay_ms):
-    """``delay_ms`` spread by +-25 %, so many nodes do not retry in lockstep."""
-    r = os.urandom(1)[0]  # 0..255
-    return delay_ms * (384 + r) // 512  # x 0.75 .. 1.25
-
-
-def next_backoff(delay_ms, high_ms):
-    """The delay after ``delay_ms``: doubled, capped at ``high_ms``."""
-    return min(delay_ms * 2, high_ms)
 
 
 def connected():

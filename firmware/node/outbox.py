@@ -25,9 +25,10 @@ class Outbox:
         """``capacity`` readings of ``width`` values each (one value per sensor)."""
         self.capacity = capacity
         self.width = width
-        self._secs = array("I", bytes(4 * capacity))
-        self._millis = array("H", bytes(2 * capacity))
-        self._values = array("f", bytes(4 * capacity * width))
+        # array(code, range(n)) allocates exactly n items, no temporary copy
+        self._secs = array("I", range(capacity))
+        self._millis = array("H", range(capacity))
+        self._values = array("f", range(capacity * width))
         self._head = 0  # ring slot of seq ``first``
         self.first = 1  # oldest unacked seq
         self.next_seq = 1  # seq the next reading gets
