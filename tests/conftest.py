@@ -99,7 +99,11 @@ class DeviceItem(pytest.Item):
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, DeviceTestFailure):
             return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        # Show only frames of the test and the library, not pytest's own machinery.
+        excinfo.traceback = excinfo.traceback.filter(
+            lambda entry: str(DEVICE_DIR) in str(entry.path) or str(LIB) in str(entry.path)
+        )
+        return excinfo.getrepr(style="long")
 
     def reportinfo(self):
         return self.path, None, "%s::%s" % (self.path.name, self.name)

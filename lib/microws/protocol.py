@@ -60,15 +60,11 @@ class Protocol:
         self.failed = False  # we failed the connection: close TCP after sending
         self.eof = False
         self._buf = b""  # unparsed bytes: never more than a partial header
-        self._pl = None  # payload buffer of the frame being received in pieces
-        self._pl_pos = 0
-        self._pl_fin = 0
-        self._pl_op = 0
-        self._pl_key = None
-        self._msg_op = 0  # opcode of a fragmented message in progress
-        self._msg_parts = None
-        self._msg_size = 0
-        self._utf8 = None
+        # A frame whose payload arrives in pieces: [buffer, filled, fin, opcode, mask key].
+        self._pl = None
+        # A fragmented message in progress: [opcode, parts, size, Utf8Stream or None].
+        # (Grouped so an idle connection carries few attributes: heap is tight on boards.)
+        self._msg = None
 
     # ---- input -------------------------------------------------------------
 
@@ -83,14 +79,16 @@ class Protocol:
 
     def payload_view(self):
         """A writable view the I/O layer may read the current large payload into, or None."""
-        if self._pl is None:
+        pl = self._pl
+        if pl is None:
             return None
-        return memoryview(self._pl)[self._pl_pos :]
+        return memoryview(pl[0])[pl[1] :]
 
     def payload_received(self, n):
         """``n`` bytes were read into ``payload_view()``."""
-        self._pl_pos += n
-        if self._pl_pos == len(self._pl):  # pyright: ignore[reportArgumentType]
+        pl = self._pl
+        pl[1] += n
+        if pl[1] == len(pl[0]):
             try:
                 self._payload_complete()
             except ProtocolError as e:
@@ -107,11 +105,12 @@ class Protocol:
     def _receive(self, data):
         n = len(data)
         i = 0
-        if self._pl is not None:  # finish the partial payload first
-            k = len(self._pl) - self._pl_pos
+        pl = self._pl
+        if pl is not None:  # finish the partial payload first
+            k = len(pl[0]) - pl[1]
             if k > n:
                 k = n
-            self._pl[self._pl_pos : self._pl_pos + k] = data[:k]
+            pl[0][pl[1] : pl[1] + k] = data[:k]
             self.payload_received(k)
             i = k
             if i == n:
@@ -158,13 +157,10 @@ class Protocol:
                     pl = buf[start:i]
                 self._frame(b0 & 0x80, op, pl)
             else:  # partial payload: allocate it once (size already checked), fill as it comes
-                self._pl = pl = bytearray(ln)
+                pl = bytearray(ln)
                 k = n - start
                 pl[:k] = buf[start:n]
-                self._pl_pos = k
-                self._pl_fin = b0 & 0x80
-                self._pl_op = op
-                self._pl_key = bytes(key) if key is not None else None
+                self._pl = [pl, k, b0 & 0x80, op, bytes(key) if key is not None else None]
                 return
         if i < n and not self.failed:
             self._buf = bytes(buf[i:])
@@ -182,9 +178,9 @@ class Protocol:
         elif op > OP_BINARY:
             raise ProtocolError("reserved data opcode %d" % op)
         elif op == OP_CONT:
-            if not self._msg_op:
+            if self._msg is None:
                 raise ProtocolError("continuation frame without a message to continue")
-        elif self._msg_op:
+        elif self._msg is not None:
             raise ProtocolError("new data frame inside a fragmented message")
         if self.client:
             if masked:
@@ -193,15 +189,15 @@ class Protocol:
             raise ProtocolError("unmasked frame from client")
         if hl >= 10 and ln >> 63:
             raise ProtocolError("64-bit length with the most significant bit set")
-        if op < 8 and (self._msg_size if op == OP_CONT else 0) + ln > self.max_size:
+        if op < 8 and (self._msg[2] if op == OP_CONT else 0) + ln > self.max_size:
             raise PayloadTooBig("message larger than max_size=%d" % self.max_size)
 
     def _payload_complete(self):
-        pl = self._pl
+        buf, _, fin, op, key = self._pl
         self._pl = None
-        if self._pl_key is not None:
-            apply_mask(pl, self._pl_key)
-        self._frame(self._pl_fin, self._pl_op, pl)
+        if key is not None:
+            apply_mask(buf, key)
+        self._frame(fin, op, buf)
 
     def _frame(self, fin, op, pl):
         if op >= 8:
@@ -210,30 +206,26 @@ class Protocol:
         if self.close_rcvd is not None:
             return  # data after the peer's close: ignore
         if op == OP_CONT:
-            op = self._msg_op
-            self._msg_parts.append(pl)
-            self._msg_size += len(pl)
-            if op == OP_TEXT and not self._utf8.feed(pl, fin):
+            msg = self._msg
+            op, parts, _, utf8 = msg
+            parts.append(pl)
+            msg[2] += len(pl)
+            if utf8 is not None and not utf8.feed(pl, fin):
                 raise ProtocolError("invalid UTF-8 in text", 1007)
             if not fin:
                 return
-            parts = self._msg_parts
-            pl = parts[0] if len(parts) == 1 else b"".join(parts)  # pyright: ignore[reportArgumentType]
-            self._msg_op = 0
-            self._msg_parts = None
-            self._msg_size = 0
-            self._utf8 = None
+            self._msg = None
+            pl = parts[0] if len(parts) == 1 else b"".join(parts)
             if op == OP_TEXT:  # validated fragment by fragment already
                 self.events.append((op, str(pl, "utf-8")))
                 return
         elif not fin:  # first fragment
-            self._msg_op = op
-            self._msg_parts = [pl]
-            self._msg_size = len(pl)
+            utf8 = None
             if op == OP_TEXT:
-                self._utf8 = Utf8Stream()
-                if not self._utf8.feed(pl):
+                utf8 = Utf8Stream()
+                if not utf8.feed(pl):
                     raise ProtocolError("invalid UTF-8 in text", 1007)
+            self._msg = [op, [pl], len(pl), utf8]
             return
         if op == OP_TEXT:
             self.events.append((op, decode_text(pl)))

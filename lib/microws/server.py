@@ -163,7 +163,7 @@ class Server:
         """
         if self._listener is not None:
             await self._listener.wait_closed()
-        deadline = self._opt["close_timeout"] + 1
+        deadline = self._opt.get("close_timeout", 10) + 1
         waited = 0
         while self._tasks:
             if waited >= deadline:
