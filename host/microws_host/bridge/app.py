@@ -201,7 +201,7 @@ async def browser_ws(request):
         devices = _device_filter(request.query.get("devices"))
     except ValueError:
         devices = None
-    sub = Subscriber("ws", ws.send_str, bridge.config.browser_queue, devices)
+    sub = Subscriber("ws", _frame_writer(request, ws), bridge.config.browser_queue, devices)
     bridge.add_subscriber(sub)
     writer = asyncio.ensure_future(sub.run())
     try:
@@ -219,6 +219,28 @@ async def browser_ws(request):
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
     return ws
+
+
+def _frame_writer(request, ws):
+    """An async ``send_batch(items)`` writing many WebSocket text frames at once.
+
+    aiohttp's ``send_str`` costs one socket write per message; a browser gets up to
+    thousands a second, so frames are built here (server frames are unmasked, and
+    compression is off) and written together. The frames are whole, so they interleave
+    safely with aiohttp's own pings and close frame.
+    """
+    transport, protocol = request.transport, request.protocol
+
+    async def send_batch(items):
+        if transport is None or transport.is_closing() or ws.closed:
+            raise ConnectionResetError("browser connection closed")
+        transport.write(b"".join([item.ws_frame() for item in items]))
+        if protocol.writing_paused:
+            # The transport's buffer is above its high-water mark: wait until it drains
+            # (aiohttp's own writer waits on the same helper).
+            await protocol._drain_helper()
+
+    return send_batch
 
 
 def _browser_message(bridge, sub, text):
@@ -265,8 +287,8 @@ async def browser_sse(request):
     await resp.prepare(request)
     await resp.write(b"retry: 2000\n\n")
 
-    async def send(text):
-        await resp.write((f"data: {text}\n\n").encode())
+    async def send(items):
+        await resp.write(b"".join([item.sse_bytes() for item in items]))
 
     sub = Subscriber("sse", send, bridge.config.browser_queue, _device_filter(request.query.get("devices")))
     bridge.add_subscriber(sub)

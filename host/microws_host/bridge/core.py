@@ -8,6 +8,7 @@ everything between them goes through the hub, so one bridge or many behave alike
 import asyncio
 import itertools
 import json
+import struct
 import time
 from collections import deque
 
@@ -28,6 +29,37 @@ def dumps(obj):
     return json.dumps(obj, separators=(",", ":"))
 
 
+class Outgoing:
+    """One event on its way to many browsers, encoded once per transport, not per browser."""
+
+    __slots__ = ("_sse", "_ws", "text")
+
+    def __init__(self, text):
+        self.text = text
+        self._ws = self._sse = None
+
+    def ws_frame(self):
+        """The event as an unmasked WebSocket text frame (server to client)."""
+        if self._ws is None:
+            payload = self.text.encode()
+            n = len(payload)
+            if n < 126:
+                header = bytes((0x81, n))
+            elif n < 65536:
+                header = struct.pack("!BBH", 0x81, 126, n)
+            else:
+                header = struct.pack("!BBQ", 0x81, 127, n)
+            self._ws = header + payload
+        return self._ws
+
+    def sse_bytes(self):
+        """The event as a Server-Sent Events record (comments, starting ':', as they are)."""
+        if self._sse is None:
+            line = self.text if self.text.startswith(":") else "data: " + self.text
+            self._sse = (line + "\n\n").encode()
+        return self._sse
+
+
 class Subscriber:
     """One browser connection: a bounded queue of event texts and its writer.
 
@@ -35,49 +67,62 @@ class Subscriber:
     the latest values; the bridge and the other browsers never wait for it.
     """
 
-    def __init__(self, kind, send, maxlen, devices=None):
+    def __init__(self, kind, send_batch, maxlen, devices=None):
         self.kind = kind  # "ws" or "sse"
         self.devices = devices  # None: every device; else a set of ids
         self.queue = deque()
         self.maxlen = maxlen
         self.dropped = 0
         self.sent = 0
-        self._send = send
+        self._send_batch = send_batch  # async (list of texts) -> None, one write for them all
         self._wake = asyncio.Event()
         self.stopped = False
+        self._idle = True
 
     def stop(self):
         """End ``run`` after the current write (the bridge is shutting down)."""
         self.stopped = True
+        self._idle = False
         self._wake.set()
 
     def wants(self, device_id):
         """Whether events of ``device_id`` go to this browser."""
         return self.devices is None or device_id in self.devices
 
-    def push(self, text):
-        """Queue one event text (never blocks; drops the oldest when full)."""
+    def push(self, item):
+        """Queue one event (text or ``Outgoing``); never blocks, drops the oldest when full."""
+        if type(item) is str:
+            item = Outgoing(item)
         queue = self.queue
         if len(queue) >= self.maxlen:
             queue.popleft()
             self.dropped += 1
-        queue.append(text)
-        self._wake.set()
+        queue.append(item)
+        if self._idle:  # only the first event after a pause needs to wake the writer
+            self._idle = False
+            self._wake.set()
 
     async def run(self, idle_text=None, idle_seconds=15.0):
-        """Write queued texts until the connection fails; ``idle_text`` keeps it warm."""
-        queue, send, wake = self.queue, self._send, self._wake
+        """Write queued texts until the connection fails; ``idle_text`` keeps it warm.
+
+        Everything queued when the writer wakes goes out in one write: under load that
+        is one system call for many events instead of one each (the main cost of fan-out).
+        """
+        queue, send_batch, wake = self.queue, self._send_batch, self._wake
         while not self.stopped:
             if not queue:
                 wake.clear()
+                self._idle = True
                 try:
                     await asyncio.wait_for(wake.wait(), idle_seconds if idle_text else None)
                 except TimeoutError:
-                    await send(idle_text)
+                    self._idle = False
+                    await send_batch([Outgoing(idle_text)])
                     continue
-            while queue and not self.stopped:
-                await send(queue.popleft())
-                self.sent += 1
+            batch = list(queue)
+            queue.clear()
+            await send_batch(batch)
+            self.sent += len(batch)
 
 
 class DeviceSession:
@@ -365,6 +410,7 @@ class Bridge:
         else:
             device_id = event["dev"]["id"]
         text = dumps(event)
+        out = Outgoing(text)
         self.cursor += 1
         self.poll_log.append((self.cursor, device_id, text))
         if self._poll_wake is not None:
@@ -372,7 +418,7 @@ class Bridge:
             self._poll_wake = None
         for sub in self.subscribers:
             if sub.devices is None or device_id in sub.devices:
-                sub.push(text)
+                sub.push(out)
 
     # -- browsers --------------------------------------------------------------
 
