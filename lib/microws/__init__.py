@@ -1,6 +1,9 @@
-"""microws: a small, fast RFC 6455 WebSocket client and server for MicroPython and CPython."""
+"""microws: a small, fast RFC 6455 WebSocket client and server for MicroPython and CPython.
 
-from .client import connect
+``connect`` and ``serve`` are imported on first use, so a board that only runs a
+client never loads the server code (and the other way round): heap is tight.
+"""
+
 from .errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -10,7 +13,6 @@ from .errors import (
     ProtocolError,
     WebSocketError,
 )
-from .server import serve
 
 __version__ = "0.1.0"
 __all__ = [
@@ -24,3 +26,15 @@ __all__ = [
     "ProtocolError",
     "WebSocketError",
 ]
+
+
+def __getattr__(name):
+    if name == "connect":
+        from .client import connect
+
+        return connect
+    if name == "serve":
+        from .server import serve
+
+        return serve
+    raise AttributeError(name)

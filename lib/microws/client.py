@@ -8,10 +8,9 @@ and jitter, yielding each new connection.
 import asyncio
 import os
 
-from .connection import MICROPYTHON, WebSocket, read_http_head
+from .connection import MICROPYTHON, WebSocket, read_http_head, set_nodelay
 from .errors import ConnectionClosed, InvalidHandshake
 from .handshake import build_request, check_response, make_key
-from .server import _nodelay
 
 
 def parse_url(url):
@@ -75,7 +74,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
     else:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), open_timeout)
     if MICROPYTHON:
-        _nodelay(writer.s)  # pyright: ignore[reportAttributeAccessIssue] (MicroPython Stream)
+        set_nodelay(writer.s)  # pyright: ignore[reportAttributeAccessIssue] (MicroPython Stream)
     try:
         key = make_key()
         default_port = 443 if secure else 80
@@ -85,7 +84,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
         writer.write(build_request(hosthdr, resource, key, subprotocols, headers))
         await writer.drain()
         head, leftover = await asyncio.wait_for(read_http_head(reader), open_timeout)
-        resp_headers, proto = check_response(head, key, subprotocols)
+        _, proto = check_response(head, key, subprotocols)
     except BaseException:
         writer.close()
         try:
@@ -98,7 +97,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
         writer,
         True,
         path=resource,
-        headers=resp_headers,
+        head=head,
         subprotocol=proto,
         leftover=leftover,
         **options,

@@ -1,73 +1,61 @@
 """The asyncio WebSocket object shared by client and server: recv/send/ping/close.
 
-Reading is driven by whoever needs data (``recv``, ``close``, the keepalive) under
-one lock, so a connection costs no background task unless keepalive is on.
-Small frames go out in one write (MicroPython leaves Nagle on); large ones in
-chunks so the heap never holds a second copy of a big message.
+Reading is driven by whoever needs data (``recv``, ``close``, the keepalive), one
+reader at a time, so a connection costs no background task unless keepalive is
+on. Small frames go out in one write (MicroPython leaves Nagle on); large ones in
+chunks, so the heap never holds a second copy of a big message. Heap per idle
+connection is budgeted: options equal to the defaults live on the class, and
+contention events and ping waiters are only created when needed.
 """
 
 import asyncio
 import sys
 
 from .errors import ConnectionClosed, ConnectionClosedError, InvalidHandshake, closed_error
-from .frames import (
-    CLOSE_ABNORMAL,
-    CLOSE_INTERNAL_ERROR,
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONT,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-)
-from .handshake import MAX_HEAD_SIZE
+from .frames import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT
+from .handshake import MAX_HEAD_SIZE, parse_head
 from .protocol import CLOSED, OPEN, Protocol
 
 MICROPYTHON = sys.implementation.name == "micropython"
 # One read buffer shared by every connection (MicroPython): readinto() fills it on
 # resume and the data is parsed before the next await, so no two tasks overlap.
-_SCRATCH = bytearray(2048)
+_SCRATCH = bytearray(1024)
 _SCRATCH_MV = memoryview(_SCRATCH)
 
 
 class WebSocket:
     """An open WebSocket connection (client or server side).
 
-    Attributes: ``path``, ``headers`` (the peer's handshake headers),
-    ``subprotocol``, ``close_code`` / ``close_reason`` (None while open).
+    Attributes: ``path``, ``headers`` (the peer's handshake headers, names in lower
+    case), ``subprotocol``, ``close_code`` / ``close_reason`` (None while open).
     """
 
-    def __init__(
-        self,
-        reader,
-        writer,
-        client,
-        path="/",
-        headers=None,
-        subprotocol=None,
-        max_size=65536,
-        max_queue=16,
-        ping_interval=None,
-        ping_timeout=None,
-        close_timeout=10,
-        leftover=b"",
-    ):
+    # Defaults on the class: an instance only stores what differs (heap per connection).
+    max_queue = 16
+    close_timeout = 10
+    ping_timeout = None
+    _pings = None  # {payload: Event} waiting for pongs
+    _wake = None  # Event for tasks waiting to read or write
+    _reading = False
+    _writing = False
+    _tcp_closed = False
+    _keepalive = None
+
+    def __init__(self, reader, writer, client, path="/", head=b"", subprotocol=None, max_size=65536,
+                 max_queue=16, ping_interval=None, ping_timeout=None, close_timeout=10, leftover=b""):
         self._reader = reader
         self._writer = writer
-        self.client = client
         self.path = path
-        self.headers = headers
+        self._head = head  # raw handshake head; parsed into a dict on first use of .headers
         self.subprotocol = subprotocol
         self.proto = Protocol(client, max_size)
-        self.max_queue = max_queue
-        self.close_timeout = close_timeout
-        self.ping_timeout = ping_timeout
         self._messages = []
-        self._rlock = asyncio.Lock()
-        self._wlock = asyncio.Lock()
-        self._pings = None  # {payload: Event} waiting for pongs
-        self._tcp_closed = False
-        self._keepalive = None
+        if max_queue != 16:
+            self.max_queue = max_queue
+        if close_timeout != 10:
+            self.close_timeout = close_timeout
+        if ping_timeout is not None:
+            self.ping_timeout = ping_timeout
         if leftover:
             self.proto.receive_data(leftover)
             self._drain_events()
@@ -75,6 +63,13 @@ class WebSocket:
             self._keepalive = asyncio.create_task(self._keepalive_loop(ping_interval))
 
     # ---- public API ----------------------------------------------------------
+
+    @property
+    def headers(self):
+        """The peer's handshake headers as a dict with lower-case names."""
+        if not isinstance(self._head, dict):
+            self._head = parse_head(self._head)[1] if self._head else {}
+        return self._head
 
     @property
     def open(self):
@@ -154,9 +149,7 @@ class WebSocket:
 
     async def ping(self, data=b""):
         """Send a ping; returns an Event that is set when the matching pong arrives."""
-        if isinstance(data, str):
-            data = data.encode()
-        data = bytes(data)
+        data = bytes(data.encode() if isinstance(data, str) else data)
         ev = asyncio.Event()
         if self._pings is None:
             self._pings = {}
@@ -170,13 +163,8 @@ class WebSocket:
 
     async def close(self, code=1000, reason=""):
         """Close handshake: send a close frame, wait (close_timeout) for the peer's, close TCP."""
-        p = self.proto
-        if p.close_sent is None and not self._tcp_closed:
-            p.send_close(code, reason)
-            try:
-                await self._flush()
-            except OSError:
-                pass
+        if self.proto.close_sent is None and not self._tcp_closed:
+            self.proto.send_close(code, reason)
         await self._finish()
 
     async def wait_closed(self):
@@ -188,17 +176,23 @@ class WebSocket:
     def _closed_exc(self):
         return closed_error(self.close_code, self.close_reason or "")
 
-    async def _send_frame(self, op, data, fin=True):
+    def _check_sendable(self):
         p = self.proto
-        if p.close_sent is not None or p.state == CLOSED:
-            raise self._closed_exc() if p.state == CLOSED else closed_error(p.close_sent[0], p.close_sent[1])
-        p.send_frame(op, data, fin)
+        if p.state == CLOSED:
+            raise self._closed_exc()
+        if p.close_sent is not None:
+            raise closed_error(p.close_sent[0], p.close_sent[1])
+
+    async def _send_frame(self, op, data, fin=True):
+        self._check_sendable()
+        self.proto.send_frame(op, data, fin)
         await self._flush()
 
     async def _send_fragments(self, parts):
-        # Hold the write lock over the whole message: no other data frame may
+        # Hold the writer over the whole message: no other data frame may
         # interleave (control frames from the reader queue up behind it).
-        async with self._wlock:
+        await self._acquire_write()
+        try:
             op = 0
             prev = None
             if hasattr(parts, "__aiter__"):
@@ -212,6 +206,8 @@ class WebSocket:
             if prev is None:
                 raise TypeError("empty fragmented message")
             await self._fragment(op, prev, True)
+        finally:
+            self._release(False)
 
     async def _fragment(self, op, part, last=False):
         if part is None:
@@ -224,30 +220,46 @@ class WebSocket:
             raise TypeError("message parts must be str or bytes")
         if op and op != kind:
             raise TypeError("a fragmented message mixes str and bytes")
-        p = self.proto
-        if p.close_sent is not None or p.state == CLOSED:
-            raise self._closed_exc()
-        p.send_frame(OP_CONT if op else kind, part, last)
+        self._check_sendable()
+        self.proto.send_frame(OP_CONT if op else kind, part, last)
         await self._write_out()
         return kind
 
+    async def _wait_turn(self):
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        await self._wake.wait()
+
+    async def _acquire_write(self):
+        while self._writing:
+            await self._wait_turn()
+        self._writing = True
+
+    def _release(self, reader):
+        if reader:
+            self._reading = False
+        else:
+            self._writing = False
+        wake = self._wake
+        if wake is not None:  # everyone waiting re-checks; the losers wait again
+            self._wake = None
+            wake.set()
+
     async def _flush(self):
-        if self._wlock.locked():  # a fragmented/chunked write is in progress
-            async with self._wlock:
-                await self._write_out()
-            return
         out = self.proto.out
-        if len(out) == 1 and not hasattr(out[0], "send"):
-            # Fast path: one frame, one write, no lock (write() itself is atomic).
-            buf = out[0]
+        if not self._writing and len(out) == 1 and not hasattr(out[0], "send"):
+            # Fast path: one frame, one write, no turn-taking (write() itself is atomic).
             self.proto.out = []
             w = self._writer
-            w.write(buf)
+            w.write(out[0])
             if not MICROPYTHON or w.out_buf:
                 await w.drain()
             return
-        async with self._wlock:
+        await self._acquire_write()
+        try:
             await self._write_out()
+        finally:
+            self._release(False)
 
     async def _write_out(self):
         w = self._writer
@@ -263,45 +275,51 @@ class WebSocket:
                     await w.drain()
 
     async def _read(self, for_message=True, done=None):
-        """Read once from the socket (under the read lock) and process what arrived.
+        """Read once from the socket (one reader at a time) and process what arrived.
 
-        Returns at once if, while we waited for the lock, another reader already
-        got what we need (a message, or ``done`` set, e.g. a pong).
+        Returns at once if, while we waited our turn, another reader already got
+        what we need (a message, or ``done`` set, e.g. a pong).
         """
-        async with self._rlock:
-            if (for_message and self._messages) or self.proto.state == CLOSED or (done is not None and done.is_set()):
+        p = self.proto
+        while True:
+            if (for_message and self._messages) or p.state == CLOSED or (done is not None and done.is_set()):
                 return
-            p = self.proto
-            try:
-                view = p.payload_view()
-                if MICROPYTHON:
-                    if view is not None:
-                        n = await self._reader.readinto(view)
-                        if n:
-                            p.payload_received(n)
-                    else:
-                        n = await self._reader.readinto(_SCRATCH)
-                        if n:
-                            p.receive_data(_SCRATCH_MV[:n])
-                    if n is None:  # TLS record without application data yet
-                        return
-                else:
-                    data = await self._reader.read(65536 if view is None else min(len(view), 1 << 20))
-                    n = len(data)
+            if not self._reading:
+                break
+            await self._wait_turn()
+        self._reading = True
+        try:
+            view = p.payload_view()
+            if MICROPYTHON:
+                if view is not None:
+                    n = await self._reader.readinto(view)
                     if n:
-                        p.receive_data(data)
-            except (OSError, EOFError):
-                n = 0
-            if not n:
+                        p.payload_received(n)
+                else:
+                    n = await self._reader.readinto(_SCRATCH)
+                    if n:
+                        p.receive_data(_SCRATCH_MV[:n])
+                if n is None:  # TLS record without application data yet
+                    return
+            else:
+                data = await self._reader.read(65536 if view is None else min(len(view), 1 << 20))
+                n = len(data)
+                if n:
+                    p.receive_data(data)
+        except (OSError, EOFError):
+            n = 0
+        finally:
+            self._release(True)
+        if not n:
+            p.receive_eof()
+        if p.out:
+            try:
+                await self._flush()
+            except OSError:
                 p.receive_eof()
-            if p.out:
-                try:
-                    await self._flush()
-                except OSError:
-                    p.receive_eof()
-            self._drain_events()
-            if p.state == CLOSED and (p.failed or not self.client or p.eof):
-                await self._close_tcp()
+        self._drain_events()
+        if p.state == CLOSED and (p.failed or not p.client or p.eof):
+            await self._close_tcp()
 
     def _drain_events(self):
         p = self.proto
@@ -319,10 +337,7 @@ class WebSocket:
                     ev = pings.pop(data, None)
                     if ev is not None:
                         ev.set()
-            elif op == OP_PING:
-                pass  # answered by the protocol already
-            elif op == OP_CLOSE:
-                pass  # state is on the protocol
+            # OP_PING was answered by the protocol; OP_CLOSE state lives on the protocol.
         p.events = []
 
     async def _finish(self):
@@ -342,18 +357,22 @@ class WebSocket:
 
     async def _read_until_closed(self):
         p = self.proto
-        while p.state != CLOSED or (self.client and not p.eof and not p.failed):
+        while p.state != CLOSED or (p.client and not p.eof and not p.failed):
             if p.state == CLOSED:
                 # Client: the server closes TCP first (RFC 6455 7.1.1); wait for EOF.
-                async with self._rlock:
-                    if p.eof:
-                        break
-                    try:
-                        n = await (self._reader.readinto(_SCRATCH) if MICROPYTHON else self._reader.read(4096))
-                    except (OSError, EOFError):
-                        n = 0
-                    if not n:
-                        p.eof = True
+                while self._reading:
+                    await self._wait_turn()
+                if p.eof:
+                    break
+                self._reading = True
+                try:
+                    n = await (self._reader.readinto(_SCRATCH) if MICROPYTHON else self._reader.read(4096))
+                except (OSError, EOFError):
+                    n = 0
+                finally:
+                    self._release(True)
+                if not n:
+                    p.eof = True
                 continue
             self._messages = []  # closing: nobody will read these
             await self._read(False)
@@ -364,8 +383,9 @@ class WebSocket:
         self._tcp_closed = True
         if self.proto.state != CLOSED:
             self.proto.receive_eof()
-        if self._keepalive is not None and self._keepalive is not _current_task():
-            self._keepalive.cancel()
+        ka = self._keepalive
+        if ka is not None and ka is not asyncio.current_task():
+            ka.cancel()
         w = self._writer
         try:
             w.close()
@@ -388,9 +408,7 @@ class WebSocket:
                     self.proto.out = []
                     await self._close_tcp()
                     return
-        except (ConnectionClosed, OSError):
-            pass
-        except asyncio.CancelledError:
+        except (ConnectionClosed, OSError, asyncio.CancelledError):
             pass
 
     async def _wait_pong(self, ev):
@@ -403,11 +421,12 @@ class WebSocket:
                 return
 
 
-def _current_task():
+def set_nodelay(sock):
+    """Turn Nagle off (IPPROTO_TCP=6, TCP_NODELAY=1 on Linux and lwIP; MicroPython lacks the names)."""
     try:
-        return asyncio.current_task()
-    except Exception:
-        return None
+        sock.setsockopt(6, 1, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 async def read_http_head(reader, limit=MAX_HEAD_SIZE):
@@ -418,8 +437,15 @@ async def read_http_head(reader, limit=MAX_HEAD_SIZE):
     """
     buf = b""
     while True:
-        chunk = await reader.read(1024)
-        if not chunk:
+        if MICROPYTHON:
+            n = await reader.readinto(_SCRATCH)
+            if n is None:
+                continue
+            chunk = _SCRATCH_MV[:n]
+        else:
+            chunk = await reader.read(1024)
+            n = len(chunk)
+        if not n:
             raise InvalidHandshake("connection closed during the handshake", 400)
         start = len(buf) - 3 if len(buf) > 3 else 0
         buf += chunk

@@ -18,9 +18,10 @@ except ImportError:  # CPython
 
 
 try:
-    from . import speedups as _native
+    from .speedups import apply_mask as _mask_native
+    from .speedups import utf8_scan as _scan_native
 except (ImportError, SyntaxError):  # CPython, or a port without viper
-    _native = None
+    _mask_native = _scan_native = None
 
 OP_CONT = const(0)
 OP_TEXT = const(1)
@@ -54,11 +55,11 @@ def encode_header(opcode, length, fin=True, mask_key=None):
     return hdr + mask_key if mask_key else hdr
 
 
-if _native:
+if _mask_native is not None:
 
     def apply_mask(buf, key):
         """XOR a writable buffer in place with the 4-byte mask ``key``."""
-        _native.apply_mask(buf, len(buf), key)
+        _mask_native(buf, len(buf), key)
 
 else:
 
@@ -124,8 +125,8 @@ class Utf8Stream:
         return not final or self.state == 0
 
 
-if _native:
-    _scan = _native.utf8_scan
+if _scan_native is not None:
+    _scan = _scan_native
 elif hasattr(str, "isascii"):  # CPython: the codec is strict and fast
     _scan = None
 else:

@@ -15,55 +15,8 @@ MAX_LINE = 4096  # request line / status line
 MAX_HEADERS = 64
 MAX_HEAD_SIZE = 8192  # whole request or response head
 
-REASONS = {
-    101: "Switching Protocols",
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    414: "URI Too Long",
-    426: "Upgrade Required",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
-class Headers:
-    """HTTP headers, case-insensitive: names lower-cased, repeats joined with ', '."""
-
-    def __init__(self):
-        self._d = {}
-
-    def add(self, name, value):
-        """Add a header (joined with an earlier one of the same name)."""
-        name = name.lower()
-        old = self._d.get(name)
-        self._d[name] = value if old is None else old + ", " + value
-
-    def get(self, name, default=None):
-        return self._d.get(name.lower(), default)
-
-    def __getitem__(self, name):
-        return self._d[name.lower()]
-
-    def __contains__(self, name):
-        return name.lower() in self._d
-
-    def __iter__(self):
-        return iter(self._d)
-
-    def __len__(self):
-        return len(self._d)
-
-    def items(self):
-        return self._d.items()
-
-    def __repr__(self):
-        return "Headers(%r)" % (self._d,)
+REASONS = {101: "Switching Protocols", 200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+           426: "Upgrade Required", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
 def make_key():
@@ -83,7 +36,10 @@ def _tokens(value):
 
 
 def parse_head(head):
-    """Split a request/response head into (start line, Headers). Enforces the limits."""
+    """Split a request/response head into (start line, headers dict with lower-case names).
+
+    Repeated headers are joined with ", ". Enforces the line and count limits.
+    """
     try:
         text = head.decode()
     except UnicodeError:
@@ -92,7 +48,7 @@ def parse_head(head):
     start = lines[0]
     if len(start) > MAX_LINE:
         raise InvalidHandshake("start line too long", 414)
-    headers = Headers()
+    headers = {}
     count = 0
     for line in lines[1:]:
         if not line:
@@ -103,7 +59,10 @@ def parse_head(head):
         colon = line.find(":")
         if colon <= 0 or line[0] in " \t":
             raise InvalidHandshake("malformed header line", 400)
-        headers.add(line[:colon].strip(), line[colon + 1 :].strip())
+        name = line[:colon].strip().lower()
+        value = line[colon + 1 :].strip()
+        old = headers.get(name)
+        headers[name] = value if old is None else old + ", " + value
     return start, headers
 
 
@@ -188,7 +147,7 @@ def check_request(request, subprotocols=None, origins=None):
 
 def build_response(status, headers=None, body=None):
     """HTTP/1.1 response bytes (for 101 and for errors/plain pages)."""
-    lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status"))]
+    lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Error" if status >= 400 else "OK"))]
     if headers:
         for name, value in headers.items() if hasattr(headers, "items") else headers:
             lines.append("%s: %s" % (name, value))
@@ -222,7 +181,7 @@ def error_response(err):
 
 
 def check_response(head, key, subprotocols=None):
-    """Validate the server's answer; returns (Headers, chosen subprotocol or None)."""
+    """Validate the server's answer; returns (headers dict, chosen subprotocol or None)."""
     start, headers = parse_head(head)
     parts = start.split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1."):

@@ -7,7 +7,7 @@ its WebSocket route. A failing handler closes only its own connection (1011).
 import asyncio
 import sys
 
-from .connection import MICROPYTHON, WebSocket, read_http_head
+from .connection import MICROPYTHON, WebSocket, read_http_head, set_nodelay
 from .errors import ConnectionClosed, InvalidHandshake
 from .handshake import accept_response, build_response, check_request, error_response, parse_request
 
@@ -71,53 +71,20 @@ class Server:
                     s2.close()
                     continue
             s2.setblocking(False)
-            _nodelay(s2)
+            set_nodelay(s2)
             stream = asyncio.StreamReader(s2, {"peername": addr})
             asyncio.create_task(self._client(stream, stream))
 
     async def _client(self, reader, writer):
-        opt = self._opt
         task = asyncio.current_task()
         self._tasks.add(task)
         ws = None
         try:
-            if self._closing or (opt["max_connections"] and len(self.connections) >= opt["max_connections"]):
-                await _respond(writer, build_response(503, [("Retry-After", "1")], "too many connections\n"))
+            # The handshake runs in its own coroutine so its locals are freed
+            # before the (long-lived) handler runs: heap per open connection.
+            ws, handler = await self._handshake(reader, writer)
+            if ws is None:
                 return
-            try:
-                head, leftover = await asyncio.wait_for(read_http_head(reader), opt["handshake_timeout"])
-                request = parse_request(head)
-                if not request.is_upgrade() and opt["http_handler"] is not None:
-                    await _respond(writer, await _http_response(opt["http_handler"], request))
-                    return
-                handler = self._handler
-                if isinstance(handler, dict):
-                    handler = handler.get(request.path.split("?", 1)[0])
-                    if handler is None:
-                        raise InvalidHandshake("no WebSocket route for this path", 404)
-                accept, subprotocol = check_request(request, opt["subprotocols"], opt["origins"])
-            except InvalidHandshake as e:
-                await _respond(writer, error_response(e))
-                return
-            except (asyncio.TimeoutError, OSError, EOFError):
-                await _respond(writer, b"")
-                return
-            writer.write(accept_response(accept, subprotocol))
-            await writer.drain()
-            ws = WebSocket(
-                reader,
-                writer,
-                False,
-                path=request.path,
-                headers=request.headers,
-                subprotocol=subprotocol,
-                max_size=opt["max_size"],
-                max_queue=opt["max_queue"],
-                ping_interval=opt["ping_interval"],
-                ping_timeout=opt["ping_timeout"],
-                close_timeout=opt["close_timeout"],
-                leftover=leftover,
-            )
             self.connections.add(ws)
             try:
                 await handler(ws)
@@ -131,15 +98,57 @@ class Server:
                 await ws.close(1011, "internal error")
                 return
             await ws.close(1000)
-        except Exception as e:  # never let one connection stop the server
+        except Exception as e:  # never let one connection stop the server (MemoryError too)
             _print_exc(e)
-            if ws is not None:
-                await ws._close_tcp()
         finally:
             if ws is not None:
                 self.connections.discard(ws)
                 await ws._close_tcp()
+            else:  # failed before the upgrade: still close the socket
+                await _respond(writer, b"")
             self._tasks.discard(task)
+
+    async def _handshake(self, reader, writer):
+        """Read and answer the upgrade; returns (WebSocket, handler) or (None, None) when answered otherwise."""
+        opt = self._opt
+        if self._closing or (opt["max_connections"] and len(self.connections) >= opt["max_connections"]):
+            await _respond(writer, build_response(503, [("Retry-After", "1")], "too many connections\n"))
+            return None, None
+        try:
+            head, leftover = await asyncio.wait_for(read_http_head(reader), opt["handshake_timeout"])
+            request = parse_request(head)
+            if not request.is_upgrade() and opt["http_handler"] is not None:
+                await _respond(writer, await _http_response(opt["http_handler"], request))
+                return None, None
+            handler = self._handler
+            if isinstance(handler, dict):
+                handler = handler.get(request.path.split("?", 1)[0])
+                if handler is None:
+                    raise InvalidHandshake("no WebSocket route for this path", 404)
+            accept, subprotocol = check_request(request, opt["subprotocols"], opt["origins"])
+        except InvalidHandshake as e:
+            await _respond(writer, error_response(e))
+            return None, None
+        except (asyncio.TimeoutError, OSError, EOFError):
+            await _respond(writer, b"")
+            return None, None
+        writer.write(accept_response(accept, subprotocol))
+        await writer.drain()
+        ws = WebSocket(
+            reader,
+            writer,
+            False,
+            path=request.path,
+            head=head,
+            subprotocol=subprotocol,
+            max_size=opt["max_size"],
+            max_queue=opt["max_queue"],
+            ping_interval=opt["ping_interval"],
+            ping_timeout=opt["ping_timeout"],
+            close_timeout=opt["close_timeout"],
+            leftover=leftover,
+        )
+        return ws, handler
 
     def close(self):
         """Stop accepting and close every connection with 1001 (going away)."""
@@ -202,14 +211,6 @@ async def _respond(writer, data):
         writer.close()
         await writer.wait_closed()
     except Exception:
-        pass
-
-
-def _nodelay(sock):
-    # IPPROTO_TCP=6, TCP_NODELAY=1 on Linux and lwIP; constants are missing on MicroPython.
-    try:
-        sock.setsockopt(6, 1, 1)
-    except (OSError, AttributeError):
         pass
 
 

@@ -123,7 +123,7 @@ async def test_handler_sees_path_headers_and_subprotocol():
 
     async def handler(ws):
         seen["path"] = ws.path
-        seen["agent"] = ws.headers.get("X-Agent")
+        seen["agent"] = ws.headers.get("x-agent")
         seen["proto"] = ws.subprotocol
         await ws.send("ok")
 
