@@ -32,6 +32,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 MASK_KEY = b"\x37\xfa\x21\x3d"
 MIB = 1 << 20
 TIMEOUT = 20.0  # no single socket operation may hang longer than this
+# The library under test; point BENCH_MICROWS_LIB at a patched copy to A/B a change.
+MICROWS_LIB = Path(os.environ.get("BENCH_MICROWS_LIB", ROOT / "lib"))
 
 UPGRADE = (
     "GET /echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -74,7 +76,7 @@ def command(kind, role, *args, heap=None):
     args = [str(a) for a in args]
     mp = [str(MICROPYTHON)] + (["-X", "heapsize=%s" % heap] if heap else [])
     if kind == "microws":
-        env["MICROPYPATH"] = "%s:%s:.frozen" % (ROOT / "lib", BENCH / "mp")
+        env["MICROPYPATH"] = "%s:%s:.frozen" % (MICROWS_LIB, BENCH / "mp")
         return [*mp, str(BENCH / "mp" / "microws_echo.py"), role, *args], env
     if kind == "raw":
         env["MICROPYPATH"] = "%s:.frozen" % (BENCH / "mp")
@@ -118,8 +120,7 @@ class Proc:
         ready, _, _ = select.select([self.p.stdout], [], [], timeout)
         line = self.p.stdout.readline() if ready else "(no output in %gs)" % timeout
         if not line.startswith("READY"):
-            self.stop()
-            raise BenchError("did not start: %s %s" % (line.strip(), self.p.stderr.read()[-400:]))
+            raise BenchError("did not start: %s %s" % (line.strip(), self.stop()))
 
     def alive(self):
         return self.p.poll() is None
@@ -144,13 +145,14 @@ class Proc:
 
 
 @contextmanager
-def server(kind, max_size=2 * MIB, *extra, core=SERVER_CORE):
-    """Run an echo server of ``kind`` (``extra``: more arguments); yields (Proc, port)."""
+def server(kind, max_size=2 * MIB, *extra, core=SERVER_CORE, heap=None):
+    """Run an echo server of ``kind`` (``extra``: more arguments; ``heap``: MicroPython
+    -X heapsize); yields (Proc, port)."""
     port = free_port()
     if kind == "raw" or kind.startswith("peer-"):
-        argv, env = command(kind, "server", port)
+        argv, env = command(kind, "server", port, heap=heap)
     else:
-        argv, env = command(kind, "server", port, max_size, *extra)
+        argv, env = command(kind, "server", port, max_size, *extra, heap=heap)
     tmp = env["MICROPYPATH"].split(":")[0] if kind == "microdot" else None
     proc = Proc(argv, env, core)
     try:
@@ -494,7 +496,20 @@ def environment():
             [str(MICROPYTHON), "-c", "import sys; print(sys.version)"], capture_output=True, text=True
         ).stdout.strip(),
         "python": sys.version.split()[0],
+        "lib": _lib_version(),
     }
+
+
+def _lib_version():
+    """Which microws was measured: the commit, and whether lib/ had uncommitted changes."""
+    if MICROWS_LIB != ROOT / "lib":
+        return "copy at %s" % MICROWS_LIB
+
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "lib")
+    return "lib at commit %s%s" % (git("rev-parse", "--short", "HEAD"), " + uncommitted changes" if dirty else "")
 
 
 def _cpu_model():

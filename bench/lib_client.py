@@ -31,27 +31,29 @@ from harness import (
 SIZES = (("client64k", 65536, None), ("client1m", MIB, "4M"))
 
 
-def bench_client(kind, seconds, rounds):
-    """{name: [rounds] or None} for client ``kind`` (microws or raw)."""
-    res = {}
-    peer = "peer-ws" if kind == "microws" else "peer-raw"
-    with server(peer, core=LOAD_CORE) as (_, port):
+def bench_clients(seconds, rounds):
+    """{kind: {name: [rounds] or None}} for the microws and raw clients, rounds interleaved
+    between them (a load spike on the shared machine hits both alike)."""
+    res = {"microws": {}, "raw": {}}
+    with server("peer-ws", core=LOAD_CORE) as (_, ws_port), server("peer-raw", core=LOAD_CORE) as (_, raw_port):
         for name, size, heap in SIZES:
-            runs = []
-            try:
-                for _ in range(rounds):
-                    if kind == "microws":
-                        url = "ws://127.0.0.1:%d/" % port
-                        r = run_client(kind, SERVER_CORE, url, size, seconds, 2 * MIB, heap=heap)
-                    else:
-                        r = run_client(kind, SERVER_CORE, port, size, seconds, heap=heap)
-                    r["cpu"] = r.pop("cpu_ticks") / CLK_TCK
-                    r["size"] = size
-                    runs.append(r)
-                res[name] = runs
-            except (BenchError, OSError) as e:
-                res[name] = None
-                res.setdefault("errors", {})[name] = "%s: %s" % (type(e).__name__, e)
+            for _ in range(rounds):
+                for kind, r in res.items():
+                    if name in r and r[name] is None:
+                        continue  # failed before
+                    try:
+                        if kind == "microws":
+                            url = "ws://127.0.0.1:%d/" % ws_port
+                            out = run_client(kind, SERVER_CORE, url, size, seconds, 2 * MIB, heap=heap)
+                        else:
+                            out = run_client(kind, SERVER_CORE, raw_port, size, seconds, heap=heap)
+                    except (BenchError, OSError) as e:
+                        r[name] = None
+                        r.setdefault("errors", {})[name] = "%s: %s" % (type(e).__name__, e)
+                        continue
+                    out["cpu"] = out.pop("cpu_ticks") / CLK_TCK
+                    out["size"] = size
+                    r.setdefault(name, []).append(out)
     return res
 
 
@@ -87,7 +89,7 @@ def figures(results):
 
 def run(seconds=0.8, rounds=3):
     """All client figures; returns (figures, raw results)."""
-    results = {kind: bench_client(kind, seconds, rounds) for kind in ("microws", "raw")}
+    results = bench_clients(seconds, rounds)
     return figures(results), results
 
 

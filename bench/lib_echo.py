@@ -10,6 +10,7 @@ The raw-TCP reference echoes the same payload sizes without framing.
 """
 
 import sys
+from contextlib import ExitStack
 
 from harness import (
     MIB,
@@ -57,58 +58,69 @@ def _message(kind, size):
     return masked_frame(p), server_frame_len(size)
 
 
-def _try(res, name, fn):
-    try:
-        res[name] = fn()
-    except (BenchError, OSError) as e:
-        res[name] = None
-        res.setdefault("errors", {})[name] = "%s: %s" % (type(e).__name__, e)
+TESTS = (("pingpong", 64), ("pipelined", 64), ("echo64k", 65536), ("echo1m", MIB))
 
 
-def bench_server(kind, seconds, rounds, style=None, sizes=(("echo64k", 65536), ("echo1m", MIB))):
-    """Every echo measurement against one server ``kind``; returns {name: [rounds] or None}."""
-    res = {}
-    extra = (style,) if style else ()
-    with server(kind, 2 * MIB, *extra) as (proc, port):
-        if style is None:
-            out, rl = _message(kind, 64)
+def _fail(res, test, e):
+    res[test] = None
+    res.setdefault("errors", {})[test] = "%s: %s" % (type(e).__name__, e)
 
-            def small():
-                s = _conn(kind, port)
+
+def _one_round(test, kind, proc, s, seconds, size):
+    out, rl = _message(kind, size)
+    if test == "pingpong":
+        return measure(proc, pingpong, s, out, rl, seconds, size=size)
+    if test == "pipelined":
+        return measure(proc, pipelined, s, out, rl, seconds, size=size)
+    return measure(proc, bulk_echo, s, out, rl, seconds, payload_of(size), 2, size=size)
+
+
+def bench_servers(configs, tests, seconds, rounds):
+    """Run ``tests`` against every server in ``configs`` ({label: (kind, extra args, heap)}),
+    all started up front, each round interleaved across them so that a load spike on
+    the shared machine hits every implementation alike. Returns {label: {test: [rounds]
+    or None, "errors": {test: text}}}."""
+    res = {label: {} for label in configs}
+    live = {}
+    with ExitStack() as stack:
+        for label, (kind, extra, heap) in configs.items():
+            try:
+                live[label] = (kind, *stack.enter_context(server(kind, 2 * MIB, *extra, heap=heap)))
+            except BenchError as e:
+                for test, _ in tests:
+                    _fail(res[label], test, e)
+        for test, size in tests:
+            conns = {}
+            for label, (kind, _, port) in live.items():
                 try:
-                    pingpong(s, out, rl, 0.2)  # warm-up
-                    pp = measure(proc, pingpong, s, out, rl, seconds, rounds=rounds, size=64)
-                    pl = measure(proc, pipelined, s, out, rl, seconds, rounds=rounds, size=64)
-                finally:
-                    _close(kind, s)
-                return pp, pl
-
-            _try(res, "small", small)
-            if res.get("small"):
-                res["pingpong"], res["pipelined"] = res.pop("small")
-
-        for name, size in sizes:
-
-            def big(size=size):
-                o, n_back = _message(kind, size)
-                s = _conn(kind, port)
-                try:
-                    args = (s, o, n_back, seconds, payload_of(size), 2)
-                    return measure(proc, bulk_echo, *args, rounds=rounds, size=size)
-                finally:
-                    _close(kind, s)
-
-            _try(res, name, big)
-    if res.get("errors"):
-        res["server_output"] = proc.output
-        died = [ln for ln in proc.output.splitlines() if "Error" in ln]
-        if died:
-            for name in res["errors"]:
-                res["errors"][name] += " (server: %s)" % died[-1].strip()
+                    conns[label] = _conn(kind, port)
+                    if size == 64:
+                        pingpong(conns[label], *_message(kind, 64), 0.1)  # warm-up
+                except (BenchError, OSError) as e:
+                    _fail(res[label], test, e)
+            for _ in range(rounds):
+                for label, s in list(conns.items()):
+                    kind, proc, _ = live[label]
+                    try:
+                        res[label].setdefault(test, []).extend(_one_round(test, kind, proc, s, seconds, size))
+                    except (BenchError, OSError) as e:
+                        _fail(res[label], test, e)
+                        del conns[label]
+                        s.close()
+            for label, s in conns.items():
+                _close(live[label][0], s)
+    for label, (_, proc, _) in live.items():  # why a server failed: its last error line
+        errs = res[label].get("errors")
+        died = [ln.strip() for ln in proc.output.splitlines() if "Error" in ln]
+        if errs and died:
+            for test in errs:
+                errs[test] += " (server: %s)" % died[-1]
     return res
 
 
 def figures(results):
+    echo1m = values(results, "echo1m", mbps, "high")
+    e1m = errors(results, "echo1m")
     return [
         figure(
             "pingpong_cpu_us",
@@ -117,7 +129,7 @@ def figures(results):
             values(results, "pingpong", us_per_msg, "low"),
             "low",
             ("raw", 1.3),
-            errors(results, "small"),
+            errors(results, "pingpong"),
         ),
         figure(
             "pingpong_rate", "64 B ping-pong: round trips/s", "msg/s", values(results, "pingpong", rate, "high"), "high"
@@ -157,28 +169,42 @@ def figures(results):
             "server_1m_mbps",
             "1 MiB echo as server (default heap)",
             "MB/s",
-            values(results, "echo1m", mbps, "high"),
+            {k: v for k, v in echo1m.items() if k in KINDS},
             "high",
             ("raw", 0.5),
-            errors(results, "echo1m"),
+            {k: v for k, v in e1m.items() if k in KINDS},
+        ),
+        figure(
+            "server_1m_3m_mbps",
+            "1 MiB echo as server, 3 MiB heap",
+            "MB/s",
+            {
+                "microws": echo1m.get("microws-3m"),
+                "raw": echo1m.get("raw"),
+            },
+            "high",
+            notes={k: v for k, v in e1m.items() if k == "microws-3m"},
         ),
         figure(
             "server_1m_for_mbps",
-            "1 MiB echo, `async for` handler",
+            "1 MiB echo, `async for` handler (default heap)",
             "MB/s",
-            {"microws": values(results, "echo1m_for", mbps, "high").get("microws-for")},
+            {"microws": echo1m.get("microws-for")},
             "high",
-            notes=errors(results, "echo1m_for"),
+            notes={k: v for k, v in e1m.items() if k == "microws-for"},
         ),
     ]
 
 
 def run(seconds=0.8, rounds=3, kinds=KINDS):
     """All echo figures; returns (figures, raw results)."""
-    results = {kind: bench_server(kind, seconds, rounds) for kind in kinds}
+    configs = {k: (k, ("while",) if k == "microws" else (), None) for k in kinds}
+    results = bench_servers(configs, TESTS, seconds, rounds)
     if "microws" in kinds:
-        # The same server with the `async for` handler, 1 MiB only.
-        results["microws-for"] = bench_server("microws", seconds, 1, "for", (("echo1m_for", MIB),))
+        # 1 MiB again: with the `async for` handler, and with room for two 1 MiB
+        # buffers (-X heapsize=3M; the default heap is about 1.98 MiB).
+        more = {"microws-for": ("microws", ("for",), None), "microws-3m": ("microws", ("while",), "3M")}
+        results.update(bench_servers(more, (("echo1m", MIB),), seconds, rounds))
     return figures(results), results
 
 

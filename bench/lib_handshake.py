@@ -15,6 +15,7 @@ import socket
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 
 from harness import (
     CLOSE_FRAME,
@@ -130,24 +131,39 @@ def burst(kind, port, count=BURST):
     return (last - t0) * 1000
 
 
-def bench_server(kind, seconds, rounds):
-    res = {}
-    with server(kind) as (proc, port):
-        try:
-            sequential(kind, port, 0.1)  # warm-up
-            res["handshake"] = measure(proc, sequential, kind, port, seconds, rounds=rounds)
-        except (BenchError, OSError) as e:
-            res["handshake"] = None
-            res.setdefault("errors", {})["handshake"] = "%s: %s" % (type(e).__name__, e)
-        times = []
-        try:
-            for _ in range(BURSTS):
-                times.append(burst(kind, port))
-                time.sleep(0.05)
-            res["burst"] = [{"worst_ms": max(times), "median_ms": statistics.median(times), "all_ms": times}]
-        except (BenchError, OSError) as e:
-            res["burst"] = None
-            res.setdefault("errors", {})["burst"] = "%s: %s (after %d bursts)" % (type(e).__name__, e, len(times))
+def bench_servers(kinds, seconds, rounds):
+    """Every server started up front; the sequential rounds interleaved across them (a
+    load spike on the shared machine hits all alike), then the bursts, server by server."""
+    res = {kind: {} for kind in kinds}
+    with ExitStack() as stack:
+        live = {}
+        for kind in kinds:
+            try:
+                live[kind] = stack.enter_context(server(kind))
+                sequential(kind, live[kind][1], 0.1)  # warm-up
+            except (BenchError, OSError) as e:
+                res[kind]["handshake"] = res[kind]["burst"] = None
+                res[kind]["errors"] = {"handshake": "%s: %s" % (type(e).__name__, e)}
+                live.pop(kind, None)
+        for _ in range(rounds):
+            for kind, (proc, port) in list(live.items()):
+                try:
+                    res[kind].setdefault("handshake", []).extend(measure(proc, sequential, kind, port, seconds))
+                except (BenchError, OSError) as e:
+                    res[kind]["handshake"] = None
+                    res[kind].setdefault("errors", {})["handshake"] = "%s: %s" % (type(e).__name__, e)
+                    del live[kind]
+        for kind, (_, port) in live.items():
+            times = []
+            try:
+                for _ in range(BURSTS):
+                    times.append(burst(kind, port))
+                    time.sleep(0.05)
+                res[kind]["burst"] = [{"worst_ms": max(times), "median_ms": statistics.median(times), "all_ms": times}]
+            except (BenchError, OSError) as e:
+                res[kind]["burst"] = None
+                err = "%s: %s (after %d bursts)" % (type(e).__name__, e, len(times))
+                res[kind].setdefault("errors", {})["burst"] = err
     return res
 
 
@@ -183,7 +199,7 @@ def figures(results):
 
 def run(seconds=0.8, rounds=3, kinds=KINDS):
     """All handshake figures; returns (figures, raw results)."""
-    results = {kind: bench_server(kind, seconds, rounds) for kind in kinds}
+    results = bench_servers(kinds, seconds, rounds)
     return figures(results), results
 
 

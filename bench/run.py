@@ -84,16 +84,27 @@ def section(figures, env, took):
     lines = [
         SECTION,
         "",
-        "Measured by `make bench` (`bench/run.py --readme`) on %s; machine: %d cores (%s), "
-        "load average at start %s; %s (unix port); CPython %s."
-        % (env["date"], env["cores"], env["cpu"], " ".join(env["loadavg"]), env["micropython"], env["python"]),
+        "Measured by `bench/run.py --readme` (`make bench` runs it without `--readme`) on %s; "
+        "machine: %d cores (%s), load average at start %s; %s (unix port); CPython %s; microws: %s."
+        % (
+            env["date"],
+            env["cores"],
+            env["cpu"],
+            " ".join(env["loadavg"]),
+            env["micropython"],
+            env["python"],
+            env["lib"],
+        ),
         "",
         "Server (or client) under test pinned to core 0, load generator to core 1 (`taskset`), loopback. "
-        "Each figure is the best of %s rounds of %s s (the machine is shared; the least disturbed round counts). "
+        "Each figure is the best of %s rounds of %s s, the rounds interleaved across implementations (the "
+        "machine is shared with other work; the least disturbed round counts). "
         "Ratios are microws / reference, all measured in the same run. Server CPU is the process's user + "
         "system time over the round. MB/s counts message payload one way. References: `bench/ref/` "
-        "(raw-TCP asyncio echo on MicroPython, microdot's WebSocket echo on MicroPython, CPython `websockets`)."
-        % (env["rounds"], env["seconds"]),
+        "(raw-TCP asyncio echo on MicroPython, microdot's WebSocket echo on MicroPython, CPython `websockets`); "
+        "the client figures use `bench/ref/fast_peer.py` (CPython) as the echo peer. Load generator: CPython, "
+        "raw sockets, frames masked once up front. To measure a patched library: "
+        "`BENCH_MICROWS_LIB=/path/to/lib .venv/bin/python bench/run.py --lib-only`." % (env["rounds"], env["seconds"]),
         "",
         harness.table(figures),
         "",
