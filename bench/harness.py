@@ -493,20 +493,38 @@ def environment():
         "cpu": _cpu_model(),
         "loadavg": open("/proc/loadavg").read().split()[:3],
         "micropython": subprocess.run(
-            [str(MICROPYTHON), "-c", "import sys; print(sys.version)"], capture_output=True, text=True
+            [str(MICROPYTHON), "-c", 'import sys; print(sys.version.split("; ")[-1])'], capture_output=True, text=True
         ).stdout.strip(),
         "python": sys.version.split()[0],
         "lib": _lib_version(),
     }
 
 
+def _git(*a):
+    return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def use_head_lib():
+    """Measure lib/ as committed at HEAD (a snapshot in a temp dir), not the working tree."""
+    global MICROWS_LIB, _LIB_LABEL
+    d = Path(tempfile.mkdtemp(prefix="bench-lib-"))
+    archive = subprocess.run(["git", "archive", "HEAD", "lib"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(d)], input=archive, check=True)
+    MICROWS_LIB = d / "lib"
+    _LIB_LABEL = "lib at commit %s (HEAD snapshot)" % _git("log", "-1", "--format=%h", "--", "lib")
+    return d
+
+
+_LIB_LABEL = None
+
+
 def _lib_version():
     """Which microws was measured: the commit, and whether lib/ had uncommitted changes."""
+    if _LIB_LABEL:
+        return _LIB_LABEL
     if MICROWS_LIB != ROOT / "lib":
         return "copy at %s" % MICROWS_LIB
-
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    git = _git
 
     dirty = git("status", "--porcelain", "--", "lib")
     return "lib at commit %s%s" % (git("rev-parse", "--short", "HEAD"), " + uncommitted changes" if dirty else "")

@@ -93,9 +93,10 @@ def bench_servers(configs, tests, seconds, rounds):
             conns = {}
             for label, (kind, _, port) in live.items():
                 try:
-                    conns[label] = _conn(kind, port)
+                    s = _conn(kind, port)
                     if size == 64:
-                        pingpong(conns[label], *_message(kind, 64), 0.1)  # warm-up
+                        pingpong(s, *_message(kind, 64), 0.1)  # warm-up
+                    conns[label] = s
                 except (BenchError, OSError) as e:
                     _fail(res[label], test, e)
             for _ in range(rounds):

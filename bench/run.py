@@ -1,7 +1,7 @@
 """Run the benchmarks (``make bench``): library figures first, then the other bench scripts.
 
     python bench/run.py [--seconds S] [--rounds N] [--only echo,client,handshake]
-                        [--readme] [--lib-only]
+                        [--readme] [--lib-only] [--head]
 
 Library benchmarks (bench/lib_*.py) run in this process, which is the load
 generator pinned to core 1; every server or client under test runs pinned to
@@ -14,6 +14,7 @@ The other scripts (bench/bridge_*.py, bench/heap_min.py) run afterwards as they 
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -84,7 +85,8 @@ def section(figures, env, took):
     lines = [
         SECTION,
         "",
-        "Measured by `bench/run.py --readme` (`make bench` runs it without `--readme`) on %s; "
+        "Measured by `bench/run.py --head --readme` (`make bench` runs it on the working tree, without "
+        "`--readme`) on %s; "
         "machine: %d cores (%s), load average at start %s; %s (unix port); CPython %s; microws: %s."
         % (
             env["date"],
@@ -162,6 +164,7 @@ def main(argv=None):
     ap.add_argument("--only", default=",".join(SUITES), help="library suites to run: echo,client,handshake")
     ap.add_argument("--readme", action="store_true", help="write the figures into bench/README.md")
     ap.add_argument("--lib-only", action="store_true", help="skip bench/bridge_*.py and bench/heap_min.py")
+    ap.add_argument("--head", action="store_true", help="measure lib/ as committed at HEAD, not the working tree")
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     unknown = set(names) - set(SUITES)
@@ -169,6 +172,7 @@ def main(argv=None):
         ap.error("unknown suite(s): %s" % ", ".join(sorted(unknown)))
 
     harness.pin_self()
+    snapshot = harness.use_head_lib() if args.head else None
     env = harness.environment()
     env.update(seconds=args.seconds, rounds=args.rounds)
     figures, raw, took = run_lib(names, args.seconds, args.rounds)
@@ -181,6 +185,8 @@ def main(argv=None):
     print("results:", harness.save("lib", figures, {"raw": raw, "suite_seconds": took, "run": env}))
     if args.readme:
         print("README:", write_readme(section(figures, env, took)))
+    if snapshot:
+        shutil.rmtree(snapshot, ignore_errors=True)
     if not args.lib_only and run_others():
         return 1
     return 0
