@@ -249,7 +249,7 @@ class WebSocket:
         out = self.proto.out
         if not self._writing and len(out) == 1 and not hasattr(out[0], "send"):
             # Fast path: one frame, one write, no turn-taking (write() itself is atomic).
-            self.proto.out = []
+            self.proto.out = ()
             w = self._writer
             w.write(out[0])
             if not MICROPYTHON or w.out_buf:
@@ -338,7 +338,7 @@ class WebSocket:
                     if ev is not None:
                         ev.set()
             # OP_PING was answered by the protocol; OP_CLOSE state lives on the protocol.
-        p.events = []
+        p.events = ()
 
     async def _finish(self):
         """Complete the closing handshake (bounded by close_timeout), then close TCP."""
@@ -405,7 +405,7 @@ class WebSocket:
                 except asyncio.TimeoutError:
                     # Dead peer: no close handshake is possible, just drop TCP.
                     self.proto.fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
-                    self.proto.out = []
+                    self.proto.out = ()
                     await self._close_tcp()
                     return
         except (ConnectionClosed, OSError, asyncio.CancelledError):

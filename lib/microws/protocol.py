@@ -49,22 +49,41 @@ WRITE_CHUNK = const(16384)
 class Protocol:
     """One WebSocket connection's protocol state, client (masks) or server side."""
 
+    # Defaults live on the class; an instance stores only what differs, and
+    # ``events`` / ``out`` are empty tuples until something is queued: an idle
+    # connection on a board then costs a few dozen bytes here.
+    client = False
+    max_size = 65536
+    state = OPEN
+    events = ()
+    out = ()
+    close_rcvd = None  # (code, reason) received
+    close_sent = None  # (code, reason) sent
+    failed = False  # we failed the connection: close TCP after sending
+    eof = False
+    _buf = b""  # unparsed bytes: never more than a partial header
+    # A frame whose payload arrives in pieces: [buffer, filled, fin, opcode, mask key].
+    _pl = None
+    # A fragmented message in progress: [opcode, parts, size, Utf8Stream or None].
+    _msg = None
+
     def __init__(self, client, max_size=65536):
-        self.client = client
-        self.max_size = max_size
-        self.state = OPEN
-        self.events = []
-        self.out = []
-        self.close_rcvd = None  # (code, reason) received
-        self.close_sent = None  # (code, reason) sent
-        self.failed = False  # we failed the connection: close TCP after sending
-        self.eof = False
-        self._buf = b""  # unparsed bytes: never more than a partial header
-        # A frame whose payload arrives in pieces: [buffer, filled, fin, opcode, mask key].
-        self._pl = None
-        # A fragmented message in progress: [opcode, parts, size, Utf8Stream or None].
-        # (Grouped so an idle connection carries few attributes: heap is tight on boards.)
-        self._msg = None
+        if client:
+            self.client = True
+        if max_size != 65536:
+            self.max_size = max_size
+
+    def _event(self, event):
+        if self.events:
+            self.events.append(event)
+        else:
+            self.events = [event]
+
+    def _emit(self, buf):
+        if self.out:
+            self.out.append(buf)
+        else:
+            self.out = [buf]
 
     # ---- input -------------------------------------------------------------
 
@@ -100,7 +119,7 @@ class Protocol:
         if self.state != CLOSED:
             self.state = CLOSED
             if self.close_rcvd is None:
-                self.events.append((OP_CLOSE, (CLOSE_ABNORMAL, "")))
+                self._event((OP_CLOSE, (CLOSE_ABNORMAL, "")))
 
     def _receive(self, data):
         n = len(data)
@@ -217,7 +236,7 @@ class Protocol:
             self._msg = None
             pl = parts[0] if len(parts) == 1 else b"".join(parts)
             if op == OP_TEXT:  # validated fragment by fragment already
-                self.events.append((op, str(pl, "utf-8")))
+                self._event((op, str(pl, "utf-8")))
                 return
         elif not fin:  # first fragment
             utf8 = None
@@ -228,24 +247,24 @@ class Protocol:
             self._msg = [op, [pl], len(pl), utf8]
             return
         if op == OP_TEXT:
-            self.events.append((op, decode_text(pl)))
+            self._event((op, decode_text(pl)))
         else:
-            self.events.append((op, pl))
+            self._event((op, pl))
 
     def _control(self, op, pl):
         if op == OP_PING:
             if self.close_sent is None:
                 self.send_frame(OP_PONG, pl)
-            self.events.append((OP_PING, bytes(pl)))
+            self._event((OP_PING, bytes(pl)))
         elif op == OP_PONG:
-            self.events.append((OP_PONG, bytes(pl)))
+            self._event((OP_PONG, bytes(pl)))
         else:
             code, reason = parse_close(pl)
             self.close_rcvd = (code, reason)
             if self.close_sent is None:  # echo the close (1005 -> empty payload)
                 self.send_close(code, reason if code != CLOSE_NO_STATUS else "")
             self.state = CLOSED
-            self.events.append((OP_CLOSE, (code, reason)))
+            self._event((OP_CLOSE, (code, reason)))
 
     # ---- output ------------------------------------------------------------
 
@@ -261,13 +280,13 @@ class Protocol:
                 frame[:h] = hdr
                 frame[h:] = data
                 apply_mask(memoryview(frame)[h:], key)
-                self.out.append(frame)
+                self._emit(frame)
             else:
-                self.out.append(_masked_chunks(encode_header(op, n, fin, key), data, key))
+                self._emit(_masked_chunks(encode_header(op, n, fin, key), data, key))
         elif n <= WRITE_CHUNK:
-            self.out.append(encode_header(op, n, fin) + data if n else encode_header(op, 0, fin))
+            self._emit(encode_header(op, n, fin) + data if n else encode_header(op, 0, fin))
         else:
-            self.out.append(_plain_chunks(encode_header(op, n, fin), data))
+            self._emit(_plain_chunks(encode_header(op, n, fin), data))
 
     def send_close(self, code=1000, reason=""):
         """Start (or answer) the closing handshake."""
@@ -285,7 +304,7 @@ class Protocol:
         self._buf = b""
         self.send_close(code, reason)
         if self.close_rcvd is None:
-            self.events.append((OP_CLOSE, (code, reason)))
+            self._event((OP_CLOSE, (code, reason)))
         self.state = CLOSED
 
     def data_to_send(self):
@@ -296,7 +315,7 @@ class Protocol:
                 parts.append(bytes(item))
             else:
                 parts.extend(bytes(c) for c in item)
-        self.out = []
+        self.out = ()
         return b"".join(parts)
 
 
