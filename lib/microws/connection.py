@@ -108,31 +108,33 @@ class WebSocket:
         except (KeyError, AttributeError):
             return None
 
-    async def recv(self):
-        """The next message: ``str`` for text, bytes-like for binary.
+    def recv(self):
+        """``await ws.recv()``: the next message, ``str`` for text, bytes-like for binary.
 
         Raises ConnectionClosedOK / ConnectionClosedError when the connection ends.
         """
+        return self._recv(False)
+
+    def __aiter__(self):
+        return self
+
+    def __anext__(self):
+        # Returns the coroutine itself: one suspended frame less per idle connection.
+        return self._recv(True)
+
+    async def _recv(self, iterating):
         msgs = self._messages
         if self.proto.out:  # replies to frames that came with the handshake
             await self._flush()
         while not msgs:
             if self.proto.state == CLOSED:
                 await self._finish()
-                raise self._closed_exc()
+                exc = self._closed_exc()
+                if iterating and not isinstance(exc, ConnectionClosedError):
+                    raise StopAsyncIteration
+                raise exc
             await self._read()
         return msgs.pop(0)
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        try:
-            return await self.recv()
-        except ConnectionClosedError:
-            raise
-        except ConnectionClosed:
-            raise StopAsyncIteration
 
     async def send(self, message):
         """Send a message: str -> text, bytes/bytearray/memoryview -> binary.
@@ -141,11 +143,16 @@ class WebSocket:
         fragmented message, a frame per item: for payloads too big to hold twice.
         """
         if isinstance(message, str):
-            await self._send_frame(OP_TEXT, message.encode())
+            op, message = OP_TEXT, message.encode()
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            await self._send_frame(OP_BINARY, message)
+            op = OP_BINARY
         else:
             await self._send_fragments(message)
+            return
+        self._check_sendable()
+        self.proto.send_frame(op, message)
+        if not self._write_now():
+            await self._flush()
 
     async def ping(self, data=b""):
         """Send a ping; returns an Event that is set when the matching pong arrives."""
@@ -245,15 +252,25 @@ class WebSocket:
             self._wake = None
             wake.set()
 
-    async def _flush(self):
+    def _write_now(self):
+        """Fast path: write a single small queued frame at once (write() is atomic).
+
+        True when nothing is left to do; False when ``_flush`` must run (several or
+        chunked frames, another writer busy, or the stream needs draining).
+        """
         out = self.proto.out
-        if not self._writing and len(out) == 1 and not hasattr(out[0], "send"):
-            # Fast path: one frame, one write, no turn-taking (write() itself is atomic).
-            self.proto.out = ()
-            w = self._writer
-            w.write(out[0])
-            if not MICROPYTHON or w.out_buf:
-                await w.drain()
+        if self._writing or len(out) != 1 or hasattr(out[0], "send"):
+            return False
+        self.proto.out = ()
+        w = self._writer
+        w.write(out[0])
+        return MICROPYTHON and not w.out_buf
+
+    async def _flush(self):
+        if self._write_now():
+            return
+        if not self.proto.out:  # written by _write_now; the stream wants draining
+            await self._writer.drain()
             return
         await self._acquire_write()
         try:
@@ -267,8 +284,11 @@ class WebSocket:
             item = self.proto.out.pop(0)
             if hasattr(item, "send"):  # generator of chunks
                 for chunk in item:
-                    w.write(chunk)
-                    await w.drain()
+                    if MICROPYTHON:
+                        await _write_all(w, chunk)
+                    else:
+                        w.write(chunk)
+                        await w.drain()
             else:
                 w.write(item)
                 if not MICROPYTHON or w.out_buf:
@@ -419,6 +439,23 @@ class WebSocket:
                 await self._read(False, ev)
             if self.proto.state == CLOSED:
                 return
+
+
+if MICROPYTHON:
+    from asyncio import core as _core  # pyright: ignore[reportAttributeAccessIssue]
+
+    async def _write_all(w, buf):
+        # Straight to the socket, waiting for writability on a short write:
+        # Stream.write would copy the unsent rest into out_buf (and drain would
+        # slice it again), which for big payloads costs copies and heap.
+        if w.out_buf:
+            await w.drain()
+        mv = memoryview(buf)
+        n = len(mv)
+        off = w.s.write(mv) or 0
+        while off < n:
+            yield _core._io_queue.queue_write(w.s)
+            off += w.s.write(mv[off:]) or 0
 
 
 def set_nodelay(sock):

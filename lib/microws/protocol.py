@@ -10,6 +10,7 @@ No sockets, no clocks: the asyncio layer (``connection``) drives it.
 """
 
 import os
+import sys
 
 from .errors import PayloadTooBig, ProtocolError
 from .frames import (
@@ -36,6 +37,8 @@ except ImportError:  # CPython
     def const(x):  # pyright: ignore[reportRedeclaration]
         return x
 
+
+_WHOLE_PAYLOAD = sys.implementation.name == "micropython"
 
 OPEN = const(1)
 CLOSING = const(2)
@@ -320,8 +323,11 @@ class Protocol:
 
 
 def _plain_chunks(hdr, data):
-    mv = memoryview(data)
     yield hdr
+    if _WHOLE_PAYLOAD:  # MicroPython's writer sends a view of it without copying
+        yield data
+        return
+    mv = memoryview(data)
     for i in range(0, len(mv), WRITE_CHUNK):
         yield mv[i : i + WRITE_CHUNK]
 

@@ -72,7 +72,8 @@ class Server:
                     continue
             s2.setblocking(False)
             set_nodelay(s2)
-            stream = asyncio.StreamReader(s2, {"peername": addr})
+            # No peername dict: it would cost ~150 B of heap per connection on a board.
+            stream = asyncio.StreamReader(s2)
             asyncio.create_task(self._client(stream, stream))
 
     async def _client(self, reader, writer):
