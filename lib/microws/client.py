@@ -10,7 +10,7 @@ import os
 
 from .connection import MICROPYTHON, WebSocket, read_http_head, set_nodelay
 from .errors import ConnectionClosed, InvalidHandshake
-from .handshake import build_request, check_response, make_key
+from .handshake import app_headers, build_request, check_response, make_key
 
 
 def parse_url(url):
@@ -97,7 +97,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
         writer,
         True,
         path=resource,
-        head=head,
+        head=app_headers(head),
         subprotocol=proto,
         leftover=leftover,
         **options,

@@ -40,14 +40,18 @@ class WebSocket:
     _writing = False
     _tcp_closed = False
     _keepalive = None
+    path = "/"
+    subprotocol = None
 
     def __init__(self, reader, writer, client, path="/", head=b"", subprotocol=None, max_size=65536,
                  max_queue=16, ping_interval=None, ping_timeout=None, close_timeout=10, leftover=b""):
         self._reader = reader
         self._writer = writer
-        self.path = path
-        self._head = head  # raw handshake head; parsed into a dict on first use of .headers
-        self.subprotocol = subprotocol
+        if path != "/":
+            self.path = path
+        self._head = head  # raw header lines; parsed into a dict on first use of .headers
+        if subprotocol is not None:
+            self.subprotocol = subprotocol
         self.proto = Protocol(client, max_size)
         self._messages = []
         if max_queue != 16:
@@ -68,7 +72,7 @@ class WebSocket:
     def headers(self):
         """The peer's handshake headers as a dict with lower-case names."""
         if not isinstance(self._head, dict):
-            self._head = parse_head(self._head)[1] if self._head else {}
+            self._head = parse_head(self._head, False)[1] if self._head else {}
         return self._head
 
     @property

@@ -35,7 +35,7 @@ def _tokens(value):
     return [t.strip().lower() for t in value.split(",")] if value else []
 
 
-def parse_head(head):
+def parse_head(head, has_start=True):
     """Split a request/response head into (start line, headers dict with lower-case names).
 
     Repeated headers are joined with ", ". Enforces the line and count limits.
@@ -45,6 +45,8 @@ def parse_head(head):
     except UnicodeError:
         raise InvalidHandshake("head is not valid text", 400)
     lines = text.split("\r\n")
+    if not has_start:
+        lines.insert(0, "")
     start = lines[0]
     if len(start) > MAX_LINE:
         raise InvalidHandshake("start line too long", 414)
@@ -205,6 +207,21 @@ def check_response(head, key, subprotocols=None):
     if headers.get("sec-websocket-extensions"):
         raise InvalidHandshake("server chose an extension we did not offer", 0)
     return headers, proto
+
+
+_HANDSHAKE_ONLY = (b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"upgrade",
+                   b"connection")
+
+
+def app_headers(head):
+    """The head's header lines an application may want, without the request line and
+    the handshake-only headers: what a connection keeps for ``ws.headers`` (less heap)."""
+    keep = []
+    for line in head.split(b"\r\n")[1:]:
+        colon = line.find(b":")
+        if colon > 0 and line[:colon].strip().lower() not in _HANDSHAKE_ONLY:
+            keep.append(line)
+    return b"\r\n".join(keep)
 
 
 def find_head_end(buf):

@@ -9,7 +9,7 @@ import sys
 
 from .connection import MICROPYTHON, WebSocket, read_http_head, set_nodelay
 from .errors import ConnectionClosed, InvalidHandshake
-from .handshake import accept_response, build_response, check_request, error_response, parse_request
+from .handshake import accept_response, app_headers, build_response, check_request, error_response, parse_request
 
 
 def _print_exc(e):
@@ -140,7 +140,7 @@ class Server:
             writer,
             False,
             path=request.path,
-            head=head,
+            head=app_headers(head),
             subprotocol=subprotocol,
             max_size=opt["max_size"],
             max_queue=opt["max_queue"],
