@@ -244,10 +244,29 @@ async def run_boards(configs, heapsize=None, on_line=print_line):
     try:
         for board in boards:
             await board.start()
-        await asyncio.gather(*(b._task for b in boards))
+        # shield: Ctrl-C cancels this wait, not the boards' output readers (their last lines still show)
+        await asyncio.gather(*(asyncio.shield(b._task) for b in boards))
     finally:
         await asyncio.gather(*(b.stop() for b in boards), return_exceptions=True)
     return boards
+
+
+def run_until_stopped(coro):
+    """asyncio.run(coro), stopped cleanly by Ctrl-C *or* SIGTERM (also when started in the
+    background, where a shell leaves SIGINT ignored). Returns 130 when stopped."""
+
+    async def main():
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await coro
+            return 0
+        except asyncio.CancelledError:
+            return 130
+
+    return asyncio.run(main())
 
 
 def add_arguments(parser):
@@ -282,5 +301,4 @@ def run(args):
     firmware_path()
     configs = board_configs(args.count, args.bridge, args.seed, args.interval, args.speedup, args.prefix, args.token)
     print("microws sim: %d board(s) -> %s (Ctrl-C stops)" % (args.count, args.bridge), flush=True)
-    asyncio.run(run_boards(configs, heapsize=args.heapsize))
-    return 0
+    return run_until_stopped(run_boards(configs, heapsize=args.heapsize))
