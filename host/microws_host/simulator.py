@@ -10,6 +10,7 @@ board after a reset. Ctrl-C stops every board (each prints its final status line
 """
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -61,6 +62,7 @@ def compiled_tree():
         from microws_host.deploy import compile_files
 
         root = Path(tempfile.mkdtemp(prefix="microws-sim-mpy-"))
+        atexit.register(shutil.rmtree, root, True)
         for f in compile_files(load_board("unix")):
             dest = root / f.remote.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -196,23 +198,23 @@ class SimBoard:
     async def stop(self, timeout=STOP_TIMEOUT):
         """Ctrl-C the board (it prints its final status line), kill it if it hangs."""
         self._stopping = True
-        if self._task is None:
-            return self.returncode
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self._proc.wait(), timeout)
-            except asyncio.TimeoutError:
-                self._proc.kill()
         try:
-            await asyncio.wait_for(self._task, timeout)
-        except asyncio.TimeoutError:
-            self._task.cancel()
-        except asyncio.CancelledError:
-            pass
-        if self._own_dir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        return self.returncode
+            if self._task is None:
+                return self.returncode
+            if self._proc is not None and self._proc.returncode is None:
+                self._proc.send_signal(signal.SIGINT)
+                try:
+                    await asyncio.wait_for(self._proc.wait(), timeout)
+                except asyncio.TimeoutError:
+                    self._proc.kill()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+            return self.returncode
+        finally:
+            if self._own_dir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def board_configs(count, bridge, seed=1, interval_ms=1000, speedup=1, prefix="sim", token="", extra=None):

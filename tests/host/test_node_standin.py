@@ -139,67 +139,48 @@ def test_bridge_killed_and_restarted_while_three_boards_stream_loses_nothing():
     run(scenario())
 
 
-def test_link_cut_from_the_server_side_reconnects_and_resends():
-    async def scenario():
-        bridge = StandinBridge()
-        await bridge.start()
-        proxy = TcpProxy(bridge.port)
-        await proxy.start()
-        board = SimBoard(node_config("ws://127.0.0.1:%d/device" % proxy.port))
-        try:
-            await board.start()
-            await bridge.wait_until(lambda: bridge.hellos, 10, "hello")
-            boot = bridge.hellos[0]["boot"]
-            await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= 10, 10, "readings")
-            mark = board.line_count
-            proxy.cut()
-            down = await board.wait_line(status("link down"), 10, mark)
-            assert "reason=" in down
-            await board.wait_line(status("link up"), 10, mark)
-            await bridge.wait_until(lambda: len(bridge.hellos) == 2, 10, "second hello")
-            seq_after = len(bridge.unique("n1", boot)) + 10
-            await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= seq_after, 10, "more readings")
-        finally:
-            await board.stop()
-            await proxy.stop()
-            await bridge.stop()
-        last = fields([line for line in board.lines if status("stop")(line)][-1])
-        assert_complete(bridge, "n1", boot, last["acked"])
+async def break_link_and_recover(fault, **cfg):
+    """Stream through a proxy, apply ``fault(proxy)``, wait for recovery; returns the
+    link-down line and seconds until the node noticed. Asserts nothing was lost."""
+    bridge = StandinBridge()
+    await bridge.start()
+    proxy = TcpProxy(bridge.port)
+    await proxy.start()
+    board = SimBoard(node_config("ws://127.0.0.1:%d/device" % proxy.port, **cfg))
+    loop = asyncio.get_running_loop()
+    try:
+        await board.start()
+        await bridge.wait_until(lambda: bridge.hellos, 10, "hello")
+        boot = bridge.hellos[0]["boot"]
+        await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= 10, 10, "readings")
+        mark = board.line_count
+        broken_at = loop.time()
+        fault(proxy)
+        down = await board.wait_line(status("link down"), 15, mark)
+        noticed = loop.time() - broken_at
+        await board.wait_line(status("link up"), 10, mark)
+        await bridge.wait_until(lambda: len(bridge.hellos) == 2, 10, "second hello")
+        seq_after = len(bridge.unique("n1", boot)) + 10
+        await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= seq_after, 10, "more readings")
+    finally:
+        await board.stop()
+        await proxy.stop()
+        await bridge.stop()
+    last = fields([line for line in board.lines if status("stop")(line)][-1])
+    assert_complete(bridge, "n1", boot, last["acked"])
+    return down, noticed
 
-    run(scenario())
+
+def test_link_cut_from_the_server_side_reconnects_and_resends():
+    down, _ = run(break_link_and_recover(TcpProxy.cut))
+    assert "reason=" in down
 
 
 def test_stalled_link_is_found_by_keepalive_alone_and_nothing_is_lost():
-    async def scenario():
-        bridge = StandinBridge()
-        await bridge.start()
-        proxy = TcpProxy(bridge.port)
-        await proxy.start()
-        board = SimBoard(node_config("ws://127.0.0.1:%d/device" % proxy.port, ping_interval=1, ping_timeout=1))
-        try:
-            await board.start()
-            await bridge.wait_until(lambda: bridge.hellos, 10, "hello")
-            boot = bridge.hellos[0]["boot"]
-            await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= 10, 10, "readings")
-            mark = board.line_count
-            loop = asyncio.get_running_loop()
-            stalled_at = loop.time()
-            proxy.stall()  # TCP stays open: no FIN, no RST, just silence
-            down = await board.wait_line(status("link down"), 15, mark)
-            noticed = loop.time() - stalled_at
-            assert "keepalive" in down or "1011" in down, down
-            assert noticed < 1 + 1 + 3, noticed  # ping_interval + ping_timeout + slack
-            await bridge.wait_until(lambda: len(bridge.hellos) == 2, 10, "reconnect")
-            seq_after = len(bridge.unique("n1", boot)) + 10
-            await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= seq_after, 10, "more readings")
-        finally:
-            await board.stop()
-            await proxy.stop()
-            await bridge.stop()
-        last = fields([line for line in board.lines if status("stop")(line)][-1])
-        assert_complete(bridge, "n1", boot, last["acked"])
-
-    run(scenario())
+    # stall: TCP stays open, no FIN, no RST, just silence
+    down, noticed = run(break_link_and_recover(TcpProxy.stall, ping_interval=1, ping_timeout=1))
+    assert "keepalive" in down or "1011" in down, down
+    assert noticed < 1 + 1 + 3, noticed  # ping_interval + ping_timeout + slack
 
 
 def test_commanded_reboot_flushes_then_starts_a_new_boot():
