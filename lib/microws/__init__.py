@@ -14,6 +14,14 @@ from .errors import (
     WebSocketError,
 )
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython
+    TYPE_CHECKING = False
+if TYPE_CHECKING:  # what __getattr__ below returns, for type checkers
+    from .client import connect
+    from .server import serve
+
 __version__ = "0.1.0"
 __all__ = [
     "connect",

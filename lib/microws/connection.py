@@ -304,7 +304,7 @@ class WebSocket:
             if hasattr(item, "send"):  # generator of chunks
                 for chunk in item:
                     if MICROPYTHON:
-                        await _write_all(w, chunk)
+                        await _write_all(w, chunk)  # pyright: ignore[reportGeneralTypeIssues]
                     else:
                         w.write(chunk)
                         await w.drain()
@@ -472,12 +472,13 @@ class WebSocket:
 if MICROPYTHON:
     from asyncio import core as _core  # pyright: ignore[reportAttributeAccessIssue]
 
-    async def _write_all(w, buf):
+    def _write_all(w, buf):
         # Straight to the socket, waiting for writability on a short write:
         # Stream.write would copy the unsent rest into out_buf (and drain would
         # slice it again), which for big payloads costs copies and heap.
+        # (A generator: MicroPython's coroutines are generators, awaited alike.)
         if w.out_buf:
-            await w.drain()
+            yield from w.drain()
         mv = memoryview(buf)
         n = len(mv)
         off = w.s.write(mv) or 0

@@ -215,7 +215,7 @@ class Protocol:
             raise PayloadTooBig("message larger than max_size=%d" % self.max_size)
 
     def _payload_complete(self):
-        buf, _, fin, op, key = self._pl
+        buf, _, fin, op, key = self._pl  # pyright: ignore[reportGeneralTypeIssues]
         self._pl = None
         if key is not None:
             apply_mask(buf, key)
@@ -229,7 +229,7 @@ class Protocol:
             return  # data after the peer's close: ignore
         if op == OP_CONT:
             msg = self._msg
-            op, parts, _, utf8 = msg
+            op, parts, _, utf8 = msg  # pyright: ignore[reportGeneralTypeIssues]
             parts.append(pl)
             msg[2] += len(pl)
             if utf8 is not None and not utf8.feed(pl, fin):
