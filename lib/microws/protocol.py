@@ -47,6 +47,9 @@ CLOSED = const(3)
 # Payloads up to this size go out as one buffer with their header (one write:
 # MicroPython leaves Nagle on); bigger ones are written in chunks of this size.
 WRITE_CHUNK = const(16384)
+# A client frame up to this size is masked into one new buffer (header + payload);
+# the copy is needed anyway (the caller's data must not change), one write is cheaper.
+MASK_WHOLE = const(65536)
 
 
 class Protocol:
@@ -276,7 +279,7 @@ class Protocol:
         n = len(data)
         if self.client:
             key = os.urandom(4)
-            if n <= WRITE_CHUNK:
+            if n <= MASK_WHOLE:  # one buffer, one write; bigger ones are masked chunk by chunk
                 hdr = encode_header(op, n, fin, key)
                 frame = bytearray(len(hdr) + n)
                 h = len(hdr)

@@ -7,7 +7,7 @@ events and the bytes microws would send.
 from wirepeer import close_payload, frame
 
 from microws.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
-from microws.protocol import CLOSED, CLOSING, OPEN, WRITE_CHUNK, Protocol
+from microws.protocol import CLOSED, CLOSING, MASK_WHOLE, OPEN, WRITE_CHUNK, Protocol
 
 
 def server(max_size=65536):
@@ -107,7 +107,7 @@ def test_server_frames_are_never_masked():
 
 
 def test_large_frames_are_written_in_chunks_with_correct_bytes():
-    payload = bytes(range(256)) * ((3 * WRITE_CHUNK) // 256 + 3)
+    payload = bytes(range(256)) * ((MASK_WHOLE + 3 * WRITE_CHUNK) // 256 + 3)
     for p in (client(), server()):
         p.send_frame(OP_BINARY, payload)
         assert not isinstance(p.out[0], (bytes, bytearray))  # a generator of chunks
