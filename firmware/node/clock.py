@@ -10,41 +10,22 @@ import time
 
 EPOCH_OFFSET_MS = 946684800000 if time.gmtime(0)[0] == 2000 else 0
 
-try:
-    ticks_ms = time.ticks_ms
-    ticks_diff = time.ticks_diff
-    ticks_add = time.ticks_add
-except AttributeError:  # CPython: monotonic ms, no wrap-around
 
-    def ticks_ms():
-        return time.monotonic_ns() // 1000000
-
-    def ticks_diff(a, b):
-        return a - b
-
-    def ticks_add(a, delta):
-        return a + delta
+def _monotonic_ms():  # CPython (tests): monotonic ms, no wrap-around
+    return getattr(time, "monotonic_ns")() // 1000000  # noqa: B009  (board stubs lack it)
 
 
-try:
-    sleep_ms = asyncio.sleep_ms
-except AttributeError:  # CPython
-
-    def sleep_ms(ms):
-        return asyncio.sleep(ms / 1000)
+# MicroPython's own functions where they exist; plain equivalents on CPython.
+ticks_ms = getattr(time, "ticks_ms", None) or _monotonic_ms
+ticks_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
+ticks_add = getattr(time, "ticks_add", None) or (lambda a, delta: a + delta)
+sleep_ms = getattr(asyncio, "sleep_ms", None) or (lambda ms: asyncio.sleep(ms / 1000))
+wait_for_ms = getattr(asyncio, "wait_for_ms", None) or (lambda aw, ms: asyncio.wait_for(aw, ms / 1000))
 
 
 def epoch_ms():
     """Wall-clock time in Unix epoch milliseconds (as good as the RTC; NTP sets it)."""
     return time.time_ns() // 1000000 + EPOCH_OFFSET_MS
-
-
-try:
-    wait_for_ms = asyncio.wait_for_ms
-except AttributeError:  # CPython
-
-    def wait_for_ms(awaitable, ms):
-        return asyncio.wait_for(awaitable, ms / 1000)
 
 
 def jitter(delay_ms):

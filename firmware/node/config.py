@@ -53,8 +53,10 @@ def validate(raw, warn=print):
             warn("microws-node: config: unknown key %r ignored" % key)
             continue
         default, kind, low, high = spec
-        if value is None and default is None:
-            continue
+        if value is None:
+            if default is None:  # null where null means "the default" (sensors)
+                continue
+            raise ConfigError("%s must be %s" % (key, kind.__name__))
         # bool is an int subclass; true/false in an int field is almost surely a mistake
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError("%s must be %s" % (key, kind.__name__))

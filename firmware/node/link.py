@@ -11,7 +11,7 @@ TCP does not notice (a stalled peer) is found by the library's keepalive pings.
 import asyncio
 import json
 
-import microws
+from microws.client import connect
 from node import FIRMWARE_VERSION, clock
 
 SUBPROTOCOL = "microws.v1"
@@ -182,7 +182,7 @@ class Link:
     async def _connect(self):
         cfg = self.node.cfg
         headers = {"Authorization": "Bearer " + cfg["token"]} if cfg["token"] else None
-        return await microws.connect(
+        return await connect(
             cfg["bridge"],
             subprotocols=[SUBPROTOCOL],
             headers=headers,

@@ -9,7 +9,8 @@ connection costs heap.
 import asyncio
 import json
 
-import microws
+from microws.errors import ConnectionClosed
+from microws.server import serve
 
 MAX_CLIENTS = 3
 
@@ -36,7 +37,7 @@ class LocalServer:
 
     async def start(self):
         """Listen on every interface at ``port``."""
-        self.server = await microws.serve(
+        self.server = await serve(
             self._client, "0.0.0.0", self.port, http_handler=self._http, max_connections=MAX_CLIENTS
         )
         print("microws-node: local page on port %d" % self.server.port)
@@ -58,7 +59,7 @@ class LocalServer:
                 msg = json.loads(await ws.recv())
                 if isinstance(msg, dict) and isinstance(msg.get("led"), bool):
                     node.set_led(msg["led"])
-        except (microws.ConnectionClosed, ValueError):
+        except (ConnectionClosed, ValueError):
             pass  # gone, or sent something that is not JSON: either way, done
         finally:
             self.clients.remove(ws)

@@ -1,24 +1,21 @@
-"""Heap budget: the node with its outbox under a capped heap (`micropython -X heapsize=`).
-
-The issue asks for 96k. On the 64-bit unix port (objects and bytecode pointers twice
-the size of a 32-bit board's) the node streams fine in 96k, but after an outage with a
-full outbox its reconnect fails: ~10 KB is free yet no 1 KB block is (fragmentation),
-and `import microws` alone holds ~44 KB there. 104k is the smallest cap that passes
-the whole scenario; see the figures this test prints. The node runs the .mpy tree
-deploy builds (bytecode, as on a board), not .py sources compiled at import.
+"""Heap budget: the node with its outbox under `micropython -X heapsize=96k`.
 
 Ten minutes of simulated time (1 reading/s, clock sped up 30x): 3 min streaming, a
 5 min bridge outage (the 256-reading outbox fills up and overflows), 2 min streaming
 again. `gc.mem_alloc()` after a collection, printed by the node every 20 readings,
-must show no growth trend. The figures are printed (pytest -s) for the README.
+must show no growth trend, and the node must reconnect and drain after the outage
+(the moment that needs the most contiguous heap). The node runs the .mpy tree deploy
+builds (bytecode, as on a board), not .py sources compiled at import. The figures
+are printed (pytest -s) for the README. The unix port is 64-bit: objects take about
+twice the heap they take on a 32-bit ESP32 or RP2040, so 96k here is the harder test.
 """
 
-from node_helpers import fields, node_config, run
+from node_helpers import fields, node_config, run, status
 from standin_bridge import StandinBridge
 
 from microws_host.simulator import SimBoard
 
-HEAPSIZE = "104k"  # smallest that passes on 64-bit unix (96k: see the docstring)
+HEAPSIZE = "96k"
 READINGS = 600  # 10 simulated minutes at 1 s
 LOG_EVERY = 20
 
@@ -40,8 +37,13 @@ def test_node_heap_has_no_growth_trend_over_ten_simulated_minutes():
             await board.wait_line(heap_at(180), 60, 0)
             await bridge.kill()
             await board.wait_line(heap_at(480), 60)
+            restarted = board.line_count
             await bridge.start(port)
             await board.wait_line(heap_at(READINGS), 60)
+            # Reconnecting after the outage needs the most contiguous heap; at 96k on the
+            # 64-bit port an attempt can hit MemoryError (fragmentation) and is retried.
+            await board.wait_line(status("link up"), 90, restarted)
+            await board.wait_line(lambda line: heap_at(READINGS)(line) and fields(line)["outbox"] < 20, 30, restarted)
             assert bridge.hellos, board.tail()
             boot = bridge.hellos[0]["boot"]
         finally:
@@ -50,19 +52,21 @@ def test_node_heap_has_no_growth_trend_over_ten_simulated_minutes():
         for line in board.lines:
             if line.startswith("microws-node: heap "):
                 heap[fields(line)["seq"]] = fields(line)
-        return heap, bridge, boot
+        return heap, bridge, boot, list(board.lines)
 
-    heap, bridge, boot = run(scenario(), timeout=200)
+    heap, bridge, boot, lines = run(scenario(), timeout=260)
     seqs = sorted(heap)
     alloc = [heap[s]["alloc"] for s in seqs]
     print("\nheap (seq: alloc/free/outbox):", " ".join("%d:%d/%d/%d" % (s, heap[s]["alloc"], heap[s]["free"],
                                                                      heap[s]["outbox"]) for s in seqs))
+    retries = [line for line in lines if "MemoryError" in line]
+    print("reconnect attempts that hit MemoryError: %d" % len(retries))
     assert seqs[-1] >= READINGS
     assert max(heap[s]["outbox"] for s in seqs) == 256  # the outage really filled the outbox
     assert heap[seqs[-1]]["dropped"] > 0
     # Steady state before the outage vs. at the end (both streaming, outbox near empty):
     before = [heap[s]["alloc"] for s in seqs if 60 <= s <= 180]
-    after = [heap[s]["alloc"] for s in seqs if s >= READINGS - 100]
+    after = [heap[s]["alloc"] for s in seqs if s >= seqs[-1] - 60]
     growth = max(after) - max(before)
     print("alloc min/max overall: %d/%d; max before outage %d, max at end %d, growth %d bytes; free at end %d"
           % (min(alloc), max(alloc), max(before), max(after), growth, heap[seqs[-1]]["free"]))
