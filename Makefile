@@ -27,6 +27,7 @@ $(NODE_WS): tests/node/package.json tests/node/package-lock.json
 	touch $(NODE_WS)
 
 test: setup
+	bash scripts/system-deps.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: setup
