@@ -182,7 +182,10 @@ class Protocol:
                     pl = buf[start:i]
                 self._frame(b0 & 0x80, op, pl)
             else:  # partial payload: allocate it once (size already checked), fill as it comes
-                pl = bytearray(ln)
+                try:
+                    pl = bytearray(ln)
+                except MemoryError:  # within max_size, but not in this heap now: too big all the same
+                    raise PayloadTooBig("no memory for a %d-byte message" % ln)
                 k = n - start
                 pl[:k] = buf[start:n]
                 self._pl = [pl, k, b0 & 0x80, op, bytes(key) if key is not None else None]

@@ -135,6 +135,24 @@ def test_1mib_message_to_server_with_16k_max_size_gets_1009_and_server_keeps_ser
     run(body())
 
 
+def test_message_within_max_size_but_beyond_free_heap_gets_1009_and_server_keeps_serving(mpy_dir, micropython):
+    async def body():
+        # max_size allows 1 MiB, the 192k heap cannot hold it: a full heap, not a limit.
+        argv = _argv(micropython, LIMIT_HEAP, "echo_server", "max_size=%d" % (1 << 20))
+        async with await Peer.start(argv, env=mp_env(mpy_dir), cwd=mpy_dir) as server:
+            url = "ws://127.0.0.1:%d/" % server.port
+            ws = await connect(url, compression=None, ping_interval=None, max_size=None)
+            with pytest.raises(ConnectionClosedError) as exc:
+                await ws.send(b"\x5a" * 500_000)
+                await ws.recv()
+            assert exc.value.rcvd is not None and exc.value.rcvd.code == 1009, exc.value
+            async with connect(url, compression=None, max_size=None) as ws:
+                await _round_trips(ws, "after", 5)
+            _no_memory_error(server)
+
+    run(body())
+
+
 def test_server_out_of_memory_mid_request_drops_that_connection_and_keeps_serving(mpy_dir, micropython):
     # Under a heap cap a MemoryError can strike before the WebSocket exists (reading
     # the head, building a page). The server must close that TCP connection -- a
