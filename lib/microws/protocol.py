@@ -147,6 +147,7 @@ class Protocol:
             n = len(buf)
             self._buf = b""
         client = self.client
+        msg_none = self._msg is None
         while n - i >= 2 and not self.failed and self.state != CLOSED:
             b0 = buf[i]
             b1 = buf[i + 1]
@@ -168,7 +169,12 @@ class Protocol:
                 hl += 4
             if n - i < hl:
                 break
-            self._check_header(b0, op, ln, masked, hl)
+            # Fast path for the usual frame (whole text/binary, masked as it must be,
+            # not inside a fragmented message, within max_size); anything else gets
+            # the full check.
+            if not ((b0 == 0x81 or b0 == 0x82) and (not masked) == client and msg_none
+                    and ln <= self.max_size):
+                self._check_header(b0, op, ln, masked, hl)
             start = i + hl
             key = buf[start - 4 : start] if masked else None
             if n - start >= ln:
@@ -181,6 +187,7 @@ class Protocol:
                 else:
                     pl = buf[start:i]
                 self._frame(b0 & 0x80, op, pl)
+                msg_none = self._msg is None
             else:  # partial payload: allocate it once (size already checked), fill as it comes
                 try:
                     pl = bytearray(ln)
