@@ -283,7 +283,10 @@ class WebSocket:
         self.proto.out = ()
         w = self._writer
         w.write(out[0])
-        return MICROPYTHON and not w.out_buf
+        if MICROPYTHON:
+            return not w.out_buf
+        # CPython: drain() only matters for flow control once the transport buffers a lot.
+        return w.transport.get_write_buffer_size() < 65536
 
     async def _flush(self):
         if self._write_now():
