@@ -1,5 +1,5 @@
 # Two commands for a newcomer:  `make demo` (the main job) and `make test` (everything).
-PY      ?= python3
+PY      ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-done
@@ -8,9 +8,10 @@ ESP32_STUBS  := $(shell grep -E '^micropython-esp32-stubs==' requirements.txt)
 RP2_STUBS    := $(shell grep -E '^micropython-rp2-stubs==' requirements.txt)
 STDLIB_STUBS := micropython-stdlib-stubs==1.29.0.post2
 
-.PHONY: setup test check demo bench clean
+.PHONY: setup system-deps test check demo bench clean
 
-setup: $(STAMP) $(NODE_WS)
+# The Python side (.venv): all that `make demo` needs.
+setup: $(STAMP)
 
 $(STAMP): requirements.txt host/pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,12 +23,15 @@ $(STAMP): requirements.txt host/pyproject.toml
 	$(BIN)/pip install -q --no-deps --target $(VENV)/stubs/rp2 $(RP2_STUBS) $(STDLIB_STUBS)
 	touch $(STAMP)
 
-$(NODE_WS): tests/node/package.json tests/node/package-lock.json
+$(NODE_WS): tests/node/package.json tests/node/package-lock.json | system-deps
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_WS)
 
-test: setup
+# System packages the tests use (chromium, redis-server, node/npm), via apt when possible.
+system-deps:
 	bash scripts/system-deps.sh
+
+test: setup system-deps $(NODE_WS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: setup

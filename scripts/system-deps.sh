@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System packages the tests use (headless Chromium for browser tests, redis-server for
-# the scale-out test). Installs them with apt when possible; otherwise says what to
+# the scale-out test, Node.js + npm for the `ws` interop peer). Installs them with apt when possible; otherwise says what to
 # install. Called by `make test` and `.ci/run`.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "installing system packages: ${need[*]}"
