@@ -24,8 +24,9 @@ $(STAMP): requirements.txt host/pyproject.toml
 	touch $(STAMP)
 
 $(NODE_WS): tests/node/package.json tests/node/package-lock.json | system-deps
-	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
-	touch $(NODE_WS)
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/node && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/ws/package.json; \
+	else echo "note: npm not found: the Node ws interop tests will skip (and fail under CI=true)" >&2; fi
 
 # System packages the tests use (chromium, redis-server, node/npm), via apt when possible.
 system-deps:
