@@ -6,17 +6,9 @@ import contextlib
 import math
 
 from bridge_support import ROOT, WAIT, device, hello, is_type, require_tool, run, running_bridge
+from headless import CHROMIUM_ARGS, chromium_path
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = chromium_path() or "/usr/bin/chromium"
 TS = 1_700_000_000_000
 
 

@@ -7,27 +7,18 @@ by the browser), close codes and reasons both ways, subprotocol negotiation.
 """
 
 import json
-import shutil
 
 import pytest
+from headless import CHROMIUM_ARGS, chromium_path
 from peerproc import LIB, MP_DIR, Peer, mp_env, require, run
 from websockets_peer import check_server_closes, sc
 
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # What a page cannot do: fragment its own sends, ping, or cap message size.
 NOT_IN_BROWSER = {"send fragmented text ok", "send fragmented binary ok", "client ping ok", "too big 1009"}
 
 
 def chromium_exe():
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    exe = chromium_path()
     require(exe is not None, "chromium (apt-get install chromium)")
     return exe
 
@@ -55,7 +46,7 @@ def test_chromium_page_served_by_micropython_server_talks_websocket_both_ways(mi
             argv.append("certdir=%s" % device_test_certs)
         async with await Peer.start(argv, env=mp_env(MP_DIR, LIB), cwd=MP_DIR) as server:
             async with async_playwright() as p:
-                browser = await p.chromium.launch(executable_path=exe, args=BROWSER_ARGS)
+                browser = await p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
                 try:
                     # The test CA is not in Chromium's store; trust is checked elsewhere.
                     context = await browser.new_context(ignore_https_errors=secure)
