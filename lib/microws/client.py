@@ -10,7 +10,8 @@ import os
 
 from .connection import MICROPYTHON, WebSocket, read_http_head, set_nodelay
 from .errors import ConnectionClosed, InvalidHandshake
-from .handshake import app_headers, build_request, check_response, make_key
+from .handshake import app_headers
+from .handshake_client import build_request, check_response, make_key
 
 
 def parse_url(url):

@@ -11,15 +11,15 @@ contention events and ping waiters are only created when needed.
 import asyncio
 import sys
 
-from .errors import ConnectionClosed, ConnectionClosedError, InvalidHandshake, closed_error
-from .frames import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT
+from .errors import ConnectionClosedError, InvalidHandshake, closed_error
+from .frames import CLOSE_ABNORMAL, OP_BINARY, OP_PONG, OP_TEXT
 from .handshake import MAX_HEAD_SIZE, parse_head
 from .protocol import CLOSED, OPEN, Protocol
 
 MICROPYTHON = sys.implementation.name == "micropython"
-# One read buffer shared by every connection (MicroPython): readinto() fills it on
+# One 512-byte read buffer shared by every connection (MicroPython): readinto() fills it on
 # resume and the data is parsed before the next await, so no two tasks overlap.
-_SCRATCH = bytearray(1024)
+_SCRATCH = bytearray(512)
 _SCRATCH_MV = memoryview(_SCRATCH)
 
 
@@ -64,7 +64,9 @@ class WebSocket:
             self.proto.receive_data(leftover)
             self._drain_events()
         if ping_interval:
-            self._keepalive = asyncio.create_task(self._keepalive_loop(ping_interval))
+            from .keepalive import keepalive_loop
+
+            self._keepalive = asyncio.create_task(keepalive_loop(self, ping_interval))
 
     # ---- public API ----------------------------------------------------------
 
@@ -166,7 +168,9 @@ class WebSocket:
         elif isinstance(message, (bytes, bytearray, memoryview)):
             op = OP_BINARY
         else:
-            await self._send_fragments(message)
+            from .fragments import send_fragments
+
+            await send_fragments(self, message)
             return
         self._check_sendable()
         self.proto.send_frame(op, message)
@@ -175,13 +179,9 @@ class WebSocket:
 
     async def ping(self, data=b""):
         """Send a ping; returns an Event that is set when the matching pong arrives."""
-        data = bytes(data.encode() if isinstance(data, str) else data)
-        ev = asyncio.Event()
-        if self._pings is None:
-            self._pings = {}
-        self._pings[data] = ev
-        await self._send_frame(OP_PING, data)
-        return ev
+        from .keepalive import ping
+
+        return await ping(self, data)
 
     async def pong(self, data=b""):
         """Send an unsolicited pong (a one-way heartbeat)."""
@@ -213,43 +213,6 @@ class WebSocket:
         self._check_sendable()
         self.proto.send_frame(op, data, fin)
         await self._flush()
-
-    async def _send_fragments(self, parts):
-        # Hold the writer over the whole message: no other data frame may
-        # interleave (control frames from the reader queue up behind it).
-        await self._acquire_write()
-        try:
-            op = 0
-            prev = None
-            if hasattr(parts, "__aiter__"):
-                async for part in parts:
-                    op = await self._fragment(op, prev)
-                    prev = part
-            else:
-                for part in parts:
-                    op = await self._fragment(op, prev)
-                    prev = part
-            if prev is None:
-                raise TypeError("empty fragmented message")
-            await self._fragment(op, prev, True)
-        finally:
-            self._release(False)
-
-    async def _fragment(self, op, part, last=False):
-        if part is None:
-            return op
-        if isinstance(part, str):
-            kind, part = OP_TEXT, part.encode()
-        elif isinstance(part, (bytes, bytearray, memoryview)):
-            kind = OP_BINARY
-        else:
-            raise TypeError("message parts must be str or bytes")
-        if op and op != kind:
-            raise TypeError("a fragmented message mixes str and bytes")
-        self._check_sendable()
-        self.proto.send_frame(OP_CONT if op else kind, part, last)
-        await self._write_out()
-        return kind
 
     async def _wait_turn(self):
         if self._wake is None:
@@ -443,34 +406,6 @@ class WebSocket:
             await w.wait_closed()
         except Exception:
             pass
-
-    async def _keepalive_loop(self, interval):
-        try:
-            while self.proto.state == OPEN:
-                await asyncio.sleep(interval)
-                if self.proto.state != OPEN:
-                    break
-                ev = await self.ping()
-                try:
-                    await asyncio.wait_for(self._wait_pong(ev), self.ping_timeout or interval)
-                except asyncio.TimeoutError:
-                    # Dead peer: no close handshake is possible, just drop TCP.
-                    self.proto.fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
-                    self.proto.out = ()
-                    await self._close_tcp()
-                    return
-        except (ConnectionClosed, OSError, asyncio.CancelledError):
-            pass
-
-    async def _wait_pong(self, ev):
-        while not ev.is_set():
-            if len(self._messages) >= self.max_queue:
-                await ev.wait()  # the app must read first; the timeout decides
-            else:
-                await self._read(False, ev)
-            if self.proto.state == CLOSED:
-                return
-
 
 if MICROPYTHON:
     from asyncio import core as _core  # pyright: ignore[reportAttributeAccessIssue]

@@ -72,34 +72,6 @@ else:
             buf[:] = x.to_bytes(n, "little")
 
 
-def _utf8_scan_plain(buf, n, state):
-    # Same contract as speedups.utf8_scan, for ports without viper.
-    need, lo, hi = state & 3, (state >> 2) & 0xFF, (state >> 10) & 0xFF
-    for i in range(n):
-        b = buf[i]
-        if need == 0:
-            if b < 0x80:
-                continue
-            lo, hi = 0x80, 0xBF
-            if 0xC2 <= b < 0xE0:
-                need = 1
-            elif 0xE0 <= b < 0xF0:
-                need = 2
-                lo = 0xA0 if b == 0xE0 else lo
-                hi = 0x9F if b == 0xED else hi
-            elif 0xF0 <= b < 0xF5:
-                need = 3
-                lo = 0x90 if b == 0xF0 else lo
-                hi = 0x8F if b == 0xF4 else hi
-            else:
-                return -1
-        elif lo <= b <= hi:
-            need, lo, hi = need - 1, 0x80, 0xBF
-        else:
-            return -1
-    return 0 if need == 0 else need | (lo << 2) | (hi << 10)
-
-
 class Utf8Stream:
     """Incremental strict UTF-8 validator for text split across fragments (fails fast)."""
 
@@ -129,8 +101,8 @@ if _scan_native is not None:
     _scan = _scan_native
 elif hasattr(str, "isascii"):  # CPython: the codec is strict and fast
     _scan = None
-else:
-    _scan = _utf8_scan_plain
+else:  # a port without viper: the same check in plain Python (slow, but correct)
+    from .utf8_plain import utf8_scan as _scan
 
 
 def decode_text(payload):

@@ -1,4 +1,7 @@
-"""Sans-I/O opening handshake (RFC 6455 section 4): HTTP/1.1 upgrade, both sides.
+"""Sans-I/O opening handshake (RFC 6455 section 4): what both sides share, and the server side.
+
+The client side (request, response check) is in ``handshake_client``, so a board
+running only a server, or only a client, keeps only its half in RAM.
 
 Parsing is bounded (request line, header bytes, header count) and every failure
 raises ``InvalidHandshake`` carrying the HTTP status a server should answer with.
@@ -6,7 +9,6 @@ raises ``InvalidHandshake`` carrying the HTTP status a server should answer with
 
 import binascii
 import hashlib
-import os
 
 from .errors import InvalidHandshake
 
@@ -19,18 +21,13 @@ REASONS = {101: "Switching Protocols", 200: "OK", 400: "Bad Request", 403: "Forb
            426: "Upgrade Required", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
-def make_key():
-    """A fresh Sec-WebSocket-Key: base64 of 16 random bytes."""
-    return binascii.b2a_base64(os.urandom(16))[:-1].decode()
-
-
 def accept_key(key):
     """The Sec-WebSocket-Accept value for ``key``."""
     digest = hashlib.sha1(key.encode() + GUID).digest()
     return binascii.b2a_base64(digest)[:-1].decode()
 
 
-def _tokens(value):
+def header_tokens(value):
     """Lower-cased comma-separated tokens of a header value."""
     return [t.strip().lower() for t in value.split(",")] if value else []
 
@@ -68,24 +65,6 @@ def parse_head(head, has_start=True):
     return start, headers
 
 
-def build_request(host_header, path, key, subprotocols=None, headers=None):
-    """Client upgrade request bytes."""
-    lines = [
-        "GET %s HTTP/1.1" % path,
-        "Host: %s" % host_header,
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: %s" % key,
-        "Sec-WebSocket-Version: 13",
-    ]
-    if subprotocols:
-        lines.append("Sec-WebSocket-Protocol: %s" % ", ".join(subprotocols))
-    if headers:
-        for name, value in headers.items() if hasattr(headers, "items") else headers:
-            lines.append("%s: %s" % (name, value))
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
 class Request:
     """A parsed HTTP request head: ``method``, ``path`` (with query), ``headers``."""
 
@@ -97,7 +76,7 @@ class Request:
     def is_upgrade(self):
         """True when the client asks for a WebSocket upgrade."""
         h = self.headers
-        return "websocket" in _tokens(h.get("upgrade")) and "upgrade" in _tokens(h.get("connection"))
+        return "websocket" in header_tokens(h.get("upgrade")) and "upgrade" in header_tokens(h.get("connection"))
 
 
 def parse_request(head):
@@ -116,9 +95,9 @@ def check_request(request, subprotocols=None, origins=None):
     h = request.headers
     if request.method != "GET":
         raise InvalidHandshake("WebSocket upgrade needs GET", 405)
-    if "websocket" not in _tokens(h.get("upgrade")):
+    if "websocket" not in header_tokens(h.get("upgrade")):
         raise InvalidHandshake("missing 'Upgrade: websocket'", 426)
-    if "upgrade" not in _tokens(h.get("connection")):
+    if "upgrade" not in header_tokens(h.get("connection")):
         raise InvalidHandshake("missing 'Connection: Upgrade'", 400)
     if "host" not in h:
         raise InvalidHandshake("missing Host", 400)
@@ -137,7 +116,7 @@ def check_request(request, subprotocols=None, origins=None):
             raise InvalidHandshake("origin %r not allowed" % origin, 403)
     chosen = None
     if subprotocols:
-        for p in _tokens(h.get("sec-websocket-protocol")):
+        for p in header_tokens(h.get("sec-websocket-protocol")):
             for mine in subprotocols:
                 if p == mine.lower():
                     chosen = mine
@@ -182,33 +161,6 @@ def error_response(err):
     return build_response(err.status, headers, str(err) + "\n")
 
 
-def check_response(head, key, subprotocols=None):
-    """Validate the server's answer; returns (headers dict, chosen subprotocol or None)."""
-    start, headers = parse_head(head)
-    parts = start.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise InvalidHandshake("malformed status line", 0)
-    try:
-        status = int(parts[1])
-    except ValueError:
-        raise InvalidHandshake("malformed status line", 0)
-    if status != 101:
-        raise InvalidHandshake("server answered %d instead of 101" % status, status)
-    if "websocket" not in _tokens(headers.get("upgrade")):
-        raise InvalidHandshake("response lacks 'Upgrade: websocket'", 0)
-    if "upgrade" not in _tokens(headers.get("connection")):
-        raise InvalidHandshake("response lacks 'Connection: Upgrade'", 0)
-    if headers.get("sec-websocket-accept") != accept_key(key):
-        raise InvalidHandshake("wrong Sec-WebSocket-Accept", 0)
-    proto = headers.get("sec-websocket-protocol")
-    if proto is not None:
-        if not subprotocols or proto not in subprotocols:
-            raise InvalidHandshake("server chose a subprotocol we did not offer: %s" % proto, 0)
-    if headers.get("sec-websocket-extensions"):
-        raise InvalidHandshake("server chose an extension we did not offer", 0)
-    return headers, proto
-
-
 _HANDSHAKE_ONLY = (b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"upgrade",
                    b"connection")
 
@@ -222,9 +174,3 @@ def app_headers(head):
         if colon > 0 and line[:colon].strip().lower() not in _HANDSHAKE_ONLY:
             keep.append(line)
     return b"\r\n".join(keep)
-
-
-def find_head_end(buf):
-    """Index just past the blank line ending an HTTP head in ``buf``, or -1."""
-    i = buf.find(b"\r\n\r\n")
-    return -1 if i < 0 else i + 4

@@ -130,3 +130,19 @@ def test_close_reason_is_cut_to_123_bytes_on_a_character_boundary():
 
 def test_accept_key_matches_rfc_example():
     assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_plain_python_utf8_fallback_agrees_with_the_rules():
+    # Ports without viper use this; CPython uses its codec; the unix port uses viper.
+    from microws.utf8_plain import utf8_scan
+
+    for bad in INVALID_UTF8:
+        state = utf8_scan(bad, len(bad), 0)
+        assert state != 0, bad
+    for good in VALID_UTF8:
+        assert utf8_scan(good, len(good), 0) == 0, good
+    text = "κόσμε €𐍈".encode()
+    for cut in range(len(text) + 1):
+        state = utf8_scan(text[:cut], cut, 0)
+        assert state >= 0
+        assert utf8_scan(text[cut:], len(text) - cut, state) == 0, cut

@@ -1,0 +1,47 @@
+"""Sending one message as several frames: imported only when ``send`` gets an iterable.
+
+Kept out of ``connection`` so boards that never fragment do not carry it in RAM.
+"""
+
+from .frames import OP_BINARY, OP_CONT, OP_TEXT
+
+
+async def send_fragments(ws, parts):
+    """Send the items of ``parts`` (str, or bytes-like; sync or async iterable) as one message."""
+    # Hold the writer over the whole message: no other data frame may interleave
+    # (control frames from the reader queue up behind it).
+    await ws._acquire_write()
+    try:
+        op = 0
+        prev = None
+        if hasattr(parts, "__aiter__"):
+            async for part in parts:
+                op = await _fragment(ws, op, prev)
+                prev = part
+        else:
+            for part in parts:
+                op = await _fragment(ws, op, prev)
+                prev = part
+        if prev is None:
+            raise TypeError("empty fragmented message")
+        await _fragment(ws, op, prev, True)
+    finally:
+        ws._release(False)
+
+
+async def _fragment(ws, op, part, last=False):
+    # One frame behind, so the last one can carry FIN.
+    if part is None:
+        return op
+    if isinstance(part, str):
+        kind, part = OP_TEXT, part.encode()
+    elif isinstance(part, (bytes, bytearray, memoryview)):
+        kind = OP_BINARY
+    else:
+        raise TypeError("message parts must be str or bytes")
+    if op and op != kind:
+        raise TypeError("a fragmented message mixes str and bytes")
+    ws._check_sendable()
+    ws.proto.send_frame(OP_CONT if op else kind, part, last)
+    await ws._write_out()
+    return kind
