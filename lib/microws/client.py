@@ -124,7 +124,7 @@ class connect:
         subprotocols=None,
         headers=None,
         ssl=None,
-        max_size=65536,
+        max_size=None,
         max_queue=16,
         ping_interval=20,
         ping_timeout=20,

@@ -17,6 +17,9 @@ from .handshake import MAX_HEAD_SIZE, parse_head
 from .protocol import CLOSED, OPEN, Protocol
 
 MICROPYTHON = sys.implementation.name == "micropython"
+# Largest message accepted unless max_size says otherwise: what a board's heap can take,
+# and on CPython the 1 MiB that `websockets` users expect.
+DEFAULT_MAX_SIZE = 65536 if MICROPYTHON else 1 << 20
 # One 512-byte read buffer shared by every connection (MicroPython): readinto() fills it on
 # resume and the data is parsed before the next await, so no two tasks overlap.
 _SCRATCH = bytearray(512)
@@ -52,7 +55,7 @@ class WebSocket:
         self._head = head  # raw header lines; parsed into a dict on first use of .headers
         if subprotocol is not None:
             self.subprotocol = subprotocol
-        self.proto = Protocol(client, max_size)
+        self.proto = Protocol(client, DEFAULT_MAX_SIZE if max_size is None else max_size)
         self._messages = []
         if max_queue != 16:
             self.max_queue = max_queue

@@ -239,7 +239,7 @@ async def serve(
     ssl=None,
     subprotocols=None,
     origins=None,
-    max_size=65536,
+    max_size=None,
     max_queue=16,
     max_connections=None,
     http_handler=None,

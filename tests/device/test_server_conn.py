@@ -258,3 +258,16 @@ async def test_wait_closed_cancels_handlers_stuck_elsewhere():
     await asyncio.wait_for(srv.wait_closed(), 5)
     assert not srv.connections
     await wp.close_raw(w)
+
+
+async def test_default_max_size_is_64k_on_micropython_and_1mib_on_cpython():
+    async with Running() as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(2, bytes(65536)))
+        assert (await wp.read_frame(r))[2] == bytes(65536)
+        await wp.send(w, wp.frame(2, bytes(65537)))
+        if IS_MICROPYTHON:
+            assert await wp.read_close(r) == 1009
+        else:
+            assert (await wp.read_frame(r))[2] == bytes(65537)
+        await wp.close_raw(w)
