@@ -175,8 +175,10 @@ class WebSocket:
 
             await send_fragments(self, message)
             return
-        self._check_sendable()
-        self.proto.send_frame(op, message)
+        p = self.proto
+        if p.close_sent is not None or p.state == CLOSED:
+            self._check_sendable()  # raises the right ConnectionClosed
+        p.send_frame(op, message)
         if not self._write_now():
             await self._flush()
 

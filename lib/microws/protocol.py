@@ -172,8 +172,8 @@ class Protocol:
             # Fast path for the usual frame (whole text/binary, masked as it must be,
             # not inside a fragmented message, within max_size); anything else gets
             # the full check.
-            if not ((b0 == 0x81 or b0 == 0x82) and (not masked) == client and msg_none
-                    and ln <= self.max_size):
+            fast = (b0 == 0x81 or b0 == 0x82) and (not masked) == client and msg_none and ln <= self.max_size
+            if not fast:
                 self._check_header(b0, op, ln, masked, hl)
             start = i + hl
             key = buf[start - 4 : start] if masked else None
@@ -186,8 +186,15 @@ class Protocol:
                     pl = bytes(buf[start:i])
                 else:
                     pl = buf[start:i]
-                self._frame(b0 & 0x80, op, pl)
-                msg_none = self._msg is None
+                if fast and self.close_rcvd is None:  # inlined _frame() for the usual frame
+                    event = (op, decode_text(pl) if op == OP_TEXT else pl)
+                    if self.events:
+                        self.events.append(event)
+                    else:
+                        self.events = [event]
+                else:
+                    self._frame(b0 & 0x80, op, pl)
+                    msg_none = self._msg is None
             else:  # partial payload: allocate it once (size already checked), fill as it comes
                 try:
                     pl = bytearray(ln)
@@ -299,6 +306,8 @@ class Protocol:
                 self._emit(frame)
             else:
                 self._emit(_masked_chunks(encode_header(op, n, fin, key), data, key))
+        elif n < 126 and fin and not self.out:  # the usual small frame: no helper calls
+            self.out = [bytes((0x80 | op, n)) + data]
         elif n <= WRITE_CHUNK:
             self._emit(encode_header(op, n, fin) + data if n else encode_header(op, 0, fin))
         else:
