@@ -46,7 +46,7 @@ class WebSocket:
     path = "/"
     subprotocol = None
 
-    def __init__(self, reader, writer, client, path="/", head=b"", subprotocol=None, max_size=65536,
+    def __init__(self, reader, writer, client, path="/", head=b"", subprotocol=None, max_size=None,
                  max_queue=16, ping_interval=None, ping_timeout=None, close_timeout=10, leftover=b""):
         self._reader = reader
         self._writer = writer
