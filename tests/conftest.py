@@ -14,13 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ci
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "lib"
 DEVICE_DIR = ROOT / "tests" / "device"
 VENV_BIN = Path(sys.executable).parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DEVICE_TIMEOUT = 120
 
 for p in (str(LIB), str(DEVICE_DIR), str(ROOT / "host")):
@@ -38,9 +38,7 @@ def micropython_exe():
     found = which("micropython")
     if found:
         return found
-    if IN_CI:
-        pytest.fail("micropython executable not found (run `make setup`)")
-    pytest.skip("micropython executable not found (run `make setup`)")
+    ci.require(False, "micropython executable not found (run `make setup`)")
 
 
 def micropython_env(extra_path=()):

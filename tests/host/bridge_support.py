@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import pytest
+import ci
 from websockets.asyncio.client import connect as ws_connect
 
 from microws_host.bridge.app import start_server, stop_server
@@ -24,7 +24,6 @@ from microws_host.bridge.core import Bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 WAIT = 10.0  # seconds any single expected event may take
 
 
@@ -40,10 +39,7 @@ def require_tool(path_or_name, what):
     found = path_or_name if os.path.exists(path_or_name) else shutil.which(path_or_name)
     if found:
         return found
-    message = f"{what} not found ({path_or_name}); install it (apt-get install {what})"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    ci.require(False, f"{what} not found ({path_or_name}); install it (apt-get install {what})")
 
 
 class RunningBridge:

@@ -10,22 +10,17 @@ import shutil
 import ssl
 from pathlib import Path
 
-import pytest
+import ci
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB = ROOT / "lib"
 MP_DIR = Path(__file__).resolve().parent / "mp"
 NODE_DIR = ROOT / "tests" / "node"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def require(ok, what):
     """Skip when a peer tool is missing -- but fail under CI, where nothing may skip."""
-    if ok:
-        return
-    if IN_CI:
-        pytest.fail("%s is missing (CI must install it: .ci/run / make setup)" % what)
-    pytest.skip("%s is missing" % what)
+    ci.require(ok, "%s is missing" % what)
 
 
 def node_exe():
