@@ -14,10 +14,7 @@ from .errors import (
     WebSocketError,
 )
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython
-    TYPE_CHECKING = False
+TYPE_CHECKING = False  # type checkers treat this name as True (no `typing` import on a board)
 if TYPE_CHECKING:  # what __getattr__ below returns, for type checkers
     from .client import connect
     from .server import serve

@@ -349,7 +349,7 @@ class WebSocket:
             if op == OP_TEXT:
                 msgs.append(data)
             elif op == OP_BINARY:
-                msgs.append(data if MICROPYTHON else bytes(data))
+                msgs.append(data if MICROPYTHON else bytes(data))  # pyright: ignore[reportArgumentType]
             elif op == OP_PONG:
                 pings = self._pings
                 if pings:
