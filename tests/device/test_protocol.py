@@ -337,3 +337,53 @@ def test_large_payload_can_be_read_straight_into_the_message_buffer():
     view[: len(rest)] = rest
     p.payload_received(len(rest))
     assert [(op, bytes(d)) for op, d in p.events] == [(OP_BINARY, b"q" * 100000)]
+
+
+# ---- fuzz ------------------------------------------------------------------------
+
+
+def _lcg(seed):
+    # A tiny deterministic generator: the same bytes under MicroPython and CPython.
+    state = seed
+    while True:
+        state = (state * 1103515245 + 12345) & 0x7FFFFFFF
+        yield state >> 16
+
+
+def _random_frame(rnd, client_side):
+    # Mostly well-formed frames with random fields, so the parser gets deep: fragments,
+    # control frames, close payloads, UTF-8 split anywhere; now and then a broken one.
+    r = next(rnd)
+    op = (0, 1, 2, 8, 9, 10, 0, 1, 2, 3, 11)[r % 11]
+    n = next(rnd) % (130 if op >= 8 else 300)
+    if next(rnd) % 2:
+        payload = ("é€𐍈a" * 80).encode()[next(rnd) % 40 :][:n]
+    else:
+        payload = bytes(next(rnd) & 0xFF for _ in range(n))
+    if op == 8 and n >= 2 and next(rnd) % 2:
+        payload = close_payload((1000, 1001, 1005, 1015, 3000, 4999, 999)[next(rnd) % 7]) + payload[2:]
+    rsv = 0 if next(rnd) % 10 else 1 + next(rnd) % 7
+    masked = not client_side if next(rnd) % 20 else client_side
+    return frame(op, payload, fin=bool(next(rnd) % 3), mask=masked, rsv=rsv)
+
+
+def test_random_frames_never_escape_the_protocol_and_fail_with_a_valid_code():
+    rnd = _lcg(2026)
+    for case in range(400):
+        for p in (server(max_size=4096), client(max_size=4096)):
+            wire = b"".join(_random_frame(rnd, p.client) for _ in range(1 + next(rnd) % 8))
+            if next(rnd) % 4 == 0:  # and sometimes plain garbage in the middle
+                cut = next(rnd) % (len(wire) + 1)
+                wire = wire[:cut] + bytes(next(rnd) & 0xFF for _ in range(next(rnd) % 20)) + wire[cut:]
+            i = 0
+            while i < len(wire):
+                k = 1 + next(rnd) % 37
+                p.receive_data(wire[i : i + k])  # must never raise
+                i += k
+            if p.failed:
+                assert p.close_sent[0] in (1002, 1007, 1009), (case, p.close_sent)
+                assert p.state == CLOSED
+            for event in p.events:
+                assert event[0] in (OP_TEXT, OP_BINARY, OP_PING, OP_PONG, OP_CLOSE)
+                if event[0] == OP_TEXT:
+                    assert isinstance(event[1], str)
