@@ -251,10 +251,7 @@ class WebSocket:
         self.proto.out = ()
         w = self._writer
         w.write(out[0])
-        if MICROPYTHON:
-            return not w.out_buf
-        # CPython: drain() only matters for flow control once the transport buffers a lot.
-        return w.transport.get_write_buffer_size() < 65536
+        return not _needs_drain(w)
 
     async def _flush(self):
         if self._write_now():
@@ -281,7 +278,7 @@ class WebSocket:
                         await w.drain()
             else:
                 w.write(item)
-                if not MICROPYTHON or w.out_buf:
+                if _needs_drain(w):
                     await w.drain()
 
     async def _read(self, for_message=True, done=None):
@@ -428,6 +425,14 @@ if MICROPYTHON:
         while off < n:
             yield _core._io_queue.queue_write(w.s)
             off += w.s.write(mv[off:]) or 0
+
+
+def _needs_drain(w):
+    # MicroPython: when write() left bytes in out_buf. CPython: drain() only matters for
+    # flow control, once the transport buffers a lot.
+    if MICROPYTHON:
+        return bool(w.out_buf)
+    return w.transport.get_write_buffer_size() >= 65536
 
 
 def set_nodelay(sock):

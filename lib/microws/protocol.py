@@ -186,12 +186,8 @@ class Protocol:
                     pl = bytes(buf[start:i])
                 else:
                     pl = buf[start:i]
-                if fast and self.close_rcvd is None:  # inlined _frame() for the usual frame
-                    event = (op, decode_text(pl) if op == OP_TEXT else pl)
-                    if self.events:
-                        self.events.append(event)
-                    else:
-                        self.events = [event]
+                if fast and self.close_rcvd is None:  # the usual frame: _frame() reduced to its end
+                    self._event((op, decode_text(pl) if op == OP_TEXT else pl))
                 else:
                     self._frame(b0 & 0x80, op, pl)
                     msg_none = self._msg is None

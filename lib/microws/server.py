@@ -34,6 +34,7 @@ class Server:
         self._sock = None
         self._accept_task = None
         self._closing = False
+        self._drained = None  # Event for wait_closed(), made when it is first needed
 
     async def _start(self, host, port, backlog):
         ssl = self._opt["ssl"]
@@ -108,6 +109,8 @@ class Server:
             else:  # failed before the upgrade: still close the socket
                 await _respond(writer, b"")
             self._tasks.discard(task)
+            if not self._tasks and self._drained is not None:
+                self._drained.set()  # wait_closed() is waiting for the last one
 
     async def _handshake(self, reader, writer):
         """Read and answer the upgrade; returns (WebSocket, handler) or (None, None) when answered otherwise."""
@@ -173,15 +176,17 @@ class Server:
         """
         if self._listener is not None:
             await self._listener.wait_closed()
-        deadline = self._opt.get("close_timeout", 10) + 1
-        waited = 0
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        timeout = self._opt.get("close_timeout", 10) + 1
         while self._tasks:
-            if waited >= deadline:
+            self._drained.clear()
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout)
+            except asyncio.TimeoutError:
                 for task in list(self._tasks):
                     task.cancel()
-                deadline += 1  # let cancelled handlers run their cleanup
-            await asyncio.sleep(0.01)
-            waited += 0.01
+                timeout = 1  # let cancelled handlers run their cleanup
 
     async def __aenter__(self):
         return self
