@@ -87,6 +87,19 @@ class Peer:
                 if match(msg):
                     return msg
 
+    async def expect_all(self, *matches, timeout=WAIT):
+        """One message for each of ``matches``, in whatever order they arrive."""
+        found = [None] * len(matches)
+        async with asyncio.timeout(timeout):
+            while None in found:
+                msg = json.loads(await self.ws.recv())
+                self.seen.append(msg)
+                for i, match in enumerate(matches):
+                    if found[i] is None and match(msg):
+                        found[i] = msg
+                        break
+        return found
+
     async def close(self):
         await self.ws.close()
 

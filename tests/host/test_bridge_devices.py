@@ -221,8 +221,7 @@ def test_silent_device_goes_offline_after_keepalive_while_live_one_stays():
             ):
                 await alive.send(hello("alive"))
                 await silent.send(hello("silent"))
-                await b.expect(dev_event("alive", True))
-                await b.expect(dev_event("silent", True))
+                await b.expect_all(dev_event("alive", True), dev_event("silent", True))
                 # `silent` stops reading: it never sees the bridge's ping, so never answers.
                 silent.ws.transport.pause_reading()
                 # `alive` keeps reading (websockets answers pings by itself).

@@ -22,10 +22,11 @@ def test_simulated_firmware_boards_stream_and_obey_commands(micropython):
                 stderr=asyncio.subprocess.DEVNULL,
             )
             try:
-                infos = {}
-                for dev in ("sim-1", "sim-2"):
-                    infos[dev] = (await b.expect(dev_event(dev, True), timeout=30))["dev"]
-                    assert infos[dev]["sensors"] and infos[dev]["board"] == "unix"
+                # The two boards come up in either order.
+                events = await b.expect_all(dev_event("sim-1", True), dev_event("sim-2", True), timeout=30)
+                infos = {e["dev"]["id"]: e["dev"] for e in events}
+                for dev in infos.values():
+                    assert dev["sensors"] and dev["board"] == "unix"
                 first = await b.expect(is_type("tm", dev="sim-1"), timeout=WAIT)
                 later = await b.expect(lambda m: m.get("t") == "tm" and m["dev"] == "sim-1" and m["seq"] > first["seq"])
                 assert later["d"] and set(later["d"]) <= set(infos["sim-1"]["sensors"])
