@@ -9,6 +9,27 @@ import micropython
 
 
 @micropython.viper
+def _xor32(a: int, end: int, kw: int):
+    # XOR the words from address a to end (a multiple of 32 bytes apart) with kw,
+    # 32 bytes per turn through a moving pointer with constant indexes (2.4x faster
+    # on x64 than indexing one ptr32 with a counter). Its own function so that a,
+    # end and kw are the first three locals, the ones viper keeps in registers: 2x
+    # faster than the same loop inside apply_mask.
+    # (Viper to viper, the ints pass as machine words: no overflow on 32-bit ports.)
+    while a < end:
+        w = ptr32(a)  # type: ignore[name-defined]  # noqa: F821
+        w[0] = w[0] ^ kw
+        w[1] = w[1] ^ kw
+        w[2] = w[2] ^ kw
+        w[3] = w[3] ^ kw
+        w[4] = w[4] ^ kw
+        w[5] = w[5] ^ kw
+        w[6] = w[6] ^ kw
+        w[7] = w[7] ^ kw
+        a += 32
+
+
+@micropython.viper
 def apply_mask(buf: ptr8, n: int, key: ptr8):  # type: ignore[name-defined]  # noqa: F821
     """XOR ``n`` bytes of ``buf`` in place with the 4-byte ``key`` (phase 0 at buf[0])."""
     addr = int(buf)
@@ -18,19 +39,15 @@ def apply_mask(buf: ptr8, n: int, key: ptr8):  # type: ignore[name-defined]  # n
         i += 1
     # The key as one little-endian word, rotated to the first aligned offset.
     kw = key[i & 3] | (key[(i + 1) & 3] << 8) | (key[(i + 2) & 3] << 16) | (key[(i + 3) & 3] << 24)
-    words = ptr32(addr + i)  # type: ignore[name-defined]  # noqa: F821
-    nw = (n - i) >> 2
-    j = 0
-    while j + 4 <= nw:
-        words[j] = words[j] ^ kw
-        words[j + 1] = words[j + 1] ^ kw
-        words[j + 2] = words[j + 2] ^ kw
-        words[j + 3] = words[j + 3] ^ kw
-        j += 4
-    while j < nw:
-        words[j] = words[j] ^ kw
-        j += 1
-    i += nw << 2
+    a = addr + i
+    _xor32(a, a + (((n - i) >> 5) << 5), kw)
+    a += ((n - i) >> 5) << 5
+    end = addr + i + (((n - i) >> 2) << 2)
+    while a < end:
+        w = ptr32(a)  # type: ignore[name-defined]  # noqa: F821
+        w[0] = w[0] ^ kw
+        a += 4
+    i = a - addr
     while i < n:
         buf[i] = buf[i] ^ key[i & 3]
         i += 1

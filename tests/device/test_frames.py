@@ -53,14 +53,18 @@ def test_header_lengths_use_7_16_64_bit_forms():
 
 
 def test_mask_matches_byte_by_byte_xor_at_every_alignment_and_length():
-    key = b"\x37\xfa\x21\x3d"
-    for offset in range(4):
-        for n in list(range(0, 40)) + [63, 64, 65, 1000, 4097]:
-            base = bytearray((i * 7 + 3) & 0xFF for i in range(n + offset))
-            expected = bytes(base[offset + i] ^ key[i & 3] for i in range(n))
-            view = memoryview(base)[offset:]
-            apply_mask(view, key)
-            assert bytes(view) == expected, (offset, n)
+    # The second key has its top bit set: a negative word on a 32-bit port.
+    for key in (b"\x37\xfa\x21\x3d", b"\x37\xfa\x21\xbd"):
+        for offset in range(4):
+            for n in list(range(0, 40)) + [63, 64, 65, 95, 96, 97, 1000, 4097]:
+                base = bytearray((i * 7 + 3) & 0xFF for i in range(n + offset + 5))
+                before = bytes(base)
+                expected = bytes(base[offset + i] ^ key[i & 3] for i in range(n))
+                view = memoryview(base)[offset : offset + n]
+                apply_mask(view, key)
+                assert bytes(view) == expected, (offset, n)
+                # Nothing outside the view is touched.
+                assert base[:offset] == before[:offset] and base[offset + n :] == before[offset + n :]
 
 
 def test_mask_twice_restores_payload():

@@ -114,6 +114,16 @@ def test_large_frames_are_written_in_chunks_with_correct_bytes():
         assert parse_out(p.data_to_send(), p.client) == [(0x80, OP_BINARY, payload)]
 
 
+def test_big_client_frames_queued_together_share_the_mask_buffer_correctly():
+    # Sizes around the chunking edges: 16-bit and 64-bit lengths, odd mask phases.
+    sizes = (MASK_WHOLE + 1, WRITE_CHUNK * 2 - 3, 70001, WRITE_CHUNK * 4 + 7)
+    p = client()
+    payloads = [bytes((i * 7 + k) & 0xFF for i in range(n)) for k, n in enumerate(sizes)]
+    for payload in payloads:
+        p.send_frame(OP_BINARY, payload)
+    assert parse_out(p.data_to_send(), True) == [(0x80, OP_BINARY, pl) for pl in payloads]
+
+
 def test_64_bit_length_with_top_bit_set_is_rejected():
     p = server()
     p.receive_data(b"\x82\xff" + b"\x80" + b"\x00" * 7 + b"abcd")
