@@ -10,13 +10,18 @@ def run(coro, timeout=TIMEOUT):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+# Identifiers stay text even when they happen to be all digits (a hex boot id is,
+# about one time in 40).
+TEXT_FIELDS = ("id", "boot", "board", "fw", "bridge", "reason")
+
+
 def fields(line):
-    """``key=value`` pairs of a ``microws-node: ...`` status line, ints where they are ints."""
+    """``key=value`` pairs of a ``microws-node: ...`` status line, counters as ints."""
     out = {}
     for word in line.split():
         if "=" in word:
             key, value = word.split("=", 1)
-            out[key] = int(value) if value.lstrip("-").isdigit() else value
+            out[key] = int(value) if key not in TEXT_FIELDS and value.lstrip("-").isdigit() else value
     return out
 
 
