@@ -26,12 +26,11 @@ def _scratch_size():
     # 2 KiB where the heap is roomy: pipelined small messages are then parsed ~29 per
     # read instead of ~7, 17% less CPU per message. 512 B on a board-sized heap,
     # where 1.5 KiB decides whether a reconnect finds memory (the node at 96 KiB).
-    try:
-        import gc
+    if not MICROPYTHON:
+        return 512  # CPython reads with read(), not into this buffer
+    import gc
 
-        return 2048 if gc.mem_free() + gc.mem_alloc() >= 512 * 1024 else 512  # pyright: ignore
-    except AttributeError:  # CPython: reads with read(), not into this buffer
-        return 512
+    return 2048 if gc.mem_free() + gc.mem_alloc() >= 512 * 1024 else 512  # pyright: ignore
 
 
 # One read buffer shared by every connection (MicroPython): readinto() fills it on

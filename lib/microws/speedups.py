@@ -40,8 +40,9 @@ def apply_mask(buf: ptr8, n: int, key: ptr8):  # type: ignore[name-defined]  # n
     # The key as one little-endian word, rotated to the first aligned offset.
     kw = key[i & 3] | (key[(i + 1) & 3] << 8) | (key[(i + 2) & 3] << 16) | (key[(i + 3) & 3] << 24)
     a = addr + i
-    _xor32(a, a + (((n - i) >> 5) << 5), kw)
-    a += ((n - i) >> 5) << 5
+    blocks_end = a + (((n - i) >> 5) << 5)
+    _xor32(a, blocks_end, kw)
+    a = blocks_end
     end = addr + i + (((n - i) >> 2) << 2)
     while a < end:
         w = ptr32(a)  # type: ignore[name-defined]  # noqa: F821

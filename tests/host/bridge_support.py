@@ -78,12 +78,16 @@ class Peer:
     async def send(self, obj):
         await self.ws.send(obj if isinstance(obj, str) else json.dumps(obj))
 
+    async def _next(self):
+        msg = json.loads(await self.ws.recv())
+        self.seen.append(msg)
+        return msg
+
     async def expect(self, match, timeout=WAIT):
         """The next message for which ``match(msg)`` is true (others are kept in ``seen``)."""
         async with asyncio.timeout(timeout):
             while True:
-                msg = json.loads(await self.ws.recv())
-                self.seen.append(msg)
+                msg = await self._next()
                 if match(msg):
                     return msg
 
@@ -92,8 +96,7 @@ class Peer:
         found = [None] * len(matches)
         async with asyncio.timeout(timeout):
             while None in found:
-                msg = json.loads(await self.ws.recv())
-                self.seen.append(msg)
+                msg = await self._next()
                 for i, match in enumerate(matches):
                     if found[i] is None and match(msg):
                         found[i] = msg
