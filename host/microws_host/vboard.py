@@ -15,7 +15,9 @@ there. Ctrl-C becomes SIGINT to the child, which raises KeyboardInterrupt as on 
 
 Known differences from a real board: the child's stdin is empty (``input()`` sees end
 of file, ``mpremote mount`` is not supported); ``\\n`` in output becomes ``\\r\\n`` for
-binary writes too; there is no auto-indent or line history in the friendly REPL.
+binary writes too; there is no auto-indent or line history in the friendly REPL; a
+Ctrl-C that lands while the unix port collects garbage can leave its heap locked, and
+then the interpreter exits and the board soft-resets (a MicroPython unix-port bug).
 """
 
 import errno
@@ -136,14 +138,18 @@ class _Child:
         for fd in (self.stdout, self.stderr, self.event_r):
             os.set_blocking(fd, False)
         self.events = b""
+        self.sent = 0  # frames sent
         self.alive = True
 
     def send(self, kind, payload):
+        """Hand one frame to the agent; returns its SEQ (the agent counts frames too)."""
+        self.sent += 1
         frame = b"%s %d\n" % (kind.encode(), len(payload)) + payload
         try:
             _write_all(self.cmd_w, frame)
         except OSError:
             pass  # the child died; its event pipe reports that
+        return self.sent
 
     def interrupt(self):
         try:
@@ -245,6 +251,7 @@ class VirtualBoard:
         self._source = ""  # friendly REPL: lines entered so far (continuation)
         self._sub = None  # None, "esc", "paste" (friendly Ctrl-E), "rawpaste"
         self._busy = None  # kind of the frame being executed, or "boot"
+        self._frame = 0  # SEQ of that frame in the current interpreter
         self._started = False
         self._interrupt_pending = False
         self._last_interrupt = 0.0
@@ -357,19 +364,20 @@ class VirtualBoard:
                 break
             word, _, arg = line.partition(b" ")
             if word == b"done":
-                status, length = arg.split()
+                seq, status, length = arg.split()
                 length = int(length)
                 if len(rest) < length:
                     break
                 child.events = rest[length:]
                 self._pump_child_output(child)  # everything printed before "done"
-                self._on_done(status.decode(), rest[:length])
+                if self._is_current(seq):  # else a repeat (the agent was interrupted)
+                    self._on_done(status.decode(), rest[:length])
             else:
                 child.events = rest
                 if word == b"ready":
                     self._banner_info = arg.decode().split("|")
                     self._run_next_script()
-                elif word == b"start":
+                elif word == b"start" and self._is_current(arg):
                     self._started = True
                     if self._interrupt_pending:
                         self._interrupt_pending = False
@@ -383,7 +391,11 @@ class VirtualBoard:
         self._busy = kind
         self._started = False
         self._last_interrupt = 0.0  # the spacing rule is per execution
-        self._child.send("script" if kind.startswith("script") else kind, payload)
+        self._frame = self._child.send("script" if kind.startswith("script") else kind, payload)
+
+    def _is_current(self, seq):
+        """Whether an event's SEQ is the frame now executing."""
+        return self._busy not in (None, "boot") and int(seq) == self._frame
 
     def _request_interrupt(self):
         if self._busy and self._started:
