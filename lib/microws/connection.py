@@ -338,10 +338,12 @@ class WebSocket:
             p.receive_data(_SCRATCH_MV[:n])
         if p.events:
             self._drain_events()
-        return bool(p.out) or p.state == CLOSED
+        return bool(p.out) or p.state == CLOSED or p.want
 
     async def _after_read(self):
         p = self.proto
+        if p.want:
+            await self._make_room()
         if p.out:
             try:
                 await self._flush()
@@ -349,6 +351,23 @@ class WebSocket:
                 p.receive_eof()
         if p.state == CLOSED and (p.failed or not p.client or p.eof):
             await self._close_tcp()
+
+    async def _make_room(self):
+        # The protocol could not allocate a big payload buffer. Often the last big
+        # message is dead but a stale copy of its address on the C stack of this
+        # task's call chain (the handler's frames) still pins it: the GC scans the
+        # stack conservatively. A new task runs from the scheduler's shallow stack.
+        p = self.proto
+        box = []
+        self._reading = True  # nobody parses more until the buffer is in place
+        try:
+            await asyncio.create_task(_new_buffer(p.want, box))
+        except MemoryError:
+            pass
+        finally:
+            self._release(True)
+        p.payload_room(box.pop() if box else None)
+        self._drain_events()
 
     def _drain_events(self):
         p = self.proto
@@ -421,6 +440,11 @@ class WebSocket:
             await w.wait_closed()
         except Exception:
             pass
+
+async def _new_buffer(n, box):
+    # Not returned: the scheduler keeps a task's last result alive until the next one.
+    box.append(bytearray(n))
+
 
 if MICROPYTHON:
     from asyncio import core as _core  # pyright: ignore[reportAttributeAccessIssue]

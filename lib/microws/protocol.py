@@ -16,6 +16,7 @@ from .errors import PayloadTooBig, ProtocolError
 from .frames import (
     CLOSE_ABNORMAL,
     CLOSE_NO_STATUS,
+    CLOSE_TOO_BIG,
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
@@ -70,7 +71,11 @@ class Protocol:
     close_sent = None  # (code, reason) sent
     failed = False  # we failed the connection: close TCP after sending
     eof = False
-    _buf = b""  # unparsed bytes: never more than a partial header
+    _buf = b""  # unparsed bytes: a partial header (or a header waiting for ``want``)
+    # The payload buffer for the header in _buf could not be made here (MemoryError):
+    # the I/O layer makes one this size and hands it over with payload_room().
+    want = 0
+    _room = None
     # A frame whose payload arrives in pieces: [buffer, filled, fin, opcode, mask key].
     _pl = None
     # A fragmented message in progress: [opcode, parts, size, Utf8Stream or None].
@@ -123,6 +128,16 @@ class Protocol:
                 self._payload_complete()
             except ProtocolError as e:
                 self.fail(e.code, str(e))
+
+    def payload_room(self, buf):
+        """The ``want``-byte buffer the I/O layer made, or None if it could not (1009)."""
+        n = self.want
+        self.want = 0
+        if buf is None:
+            self.fail(CLOSE_TOO_BIG, "no memory for a %d-byte message" % n)
+        else:
+            self._room = buf
+            self.receive_data(b"")  # parse the kept header again, into buf
 
     def receive_eof(self):
         """The peer closed TCP."""
@@ -197,10 +212,17 @@ class Protocol:
                     self._frame(b0 & 0x80, op, pl)
                     msg_none = self._msg is None
             else:  # partial payload: allocate it once (size already checked), fill as it comes
-                try:
-                    pl = bytearray(ln)
-                except MemoryError:  # within max_size, but not in this heap now: too big all the same
-                    raise PayloadTooBig("no memory for a %d-byte message" % ln)
+                pl = self._room
+                if pl is not None:
+                    self._room = None
+                else:
+                    try:
+                        pl = bytearray(ln)
+                    except MemoryError:
+                        # Keep the header; the I/O layer tries again from a shallow stack.
+                        self.want = ln
+                        self._buf = bytes(buf[i:])
+                        return
                 k = n - start
                 pl[:k] = buf[start:n]
                 self._pl = [pl, k, b0 & 0x80, op, bytes(key) if key is not None else None]

@@ -323,6 +323,51 @@ def test_oversize_frame_fails_1009_from_the_header_alone():
     assert p.payload_view() is None  # nothing was allocated for it
 
 
+def _without_big_buffers(limit):
+    """Make the protocol's ``bytearray(n)`` fail for n > limit, as on a full heap."""
+    import microws.protocol as protocol
+
+    def small_bytearray(*args):
+        if args and isinstance(args[0], int) and args[0] > limit:
+            raise MemoryError("test: no block of %d bytes" % args[0])
+        return bytearray(*args)
+
+    protocol.bytearray = small_bytearray
+    return protocol
+
+
+def test_payload_buffer_that_cannot_be_made_is_asked_of_the_io_layer_then_filled():
+    data = bytes(range(256)) * 80  # 20 KiB: read in pieces, so a buffer is allocated
+    wire = frame(OP_BINARY, data)
+    protocol = _without_big_buffers(1024)
+    try:
+        p = server()
+        p.receive_data(wire[:100])
+        assert p.want == len(data) and not p.events and p.state == OPEN
+        assert p.payload_view() is None  # no buffer yet: the I/O layer must not read into one
+        p.payload_room(bytearray(p.want))  # the I/O layer made it elsewhere
+        assert p.want == 0
+        view = p.payload_view()
+        assert view is not None and len(view) == len(data) - (100 - 8)  # 8 = header with mask key
+        p.receive_data(wire[100:])
+        assert p.events == [(OP_BINARY, bytearray(data))]
+    finally:
+        del protocol.bytearray
+
+
+def test_payload_buffer_that_cannot_be_made_anywhere_fails_1009():
+    protocol = _without_big_buffers(1024)
+    try:
+        p = server()
+        p.receive_data(frame(OP_BINARY, b"z" * 5000)[:50])
+        assert p.want == 5000
+        p.payload_room(None)
+        assert p.want == 0 and p.state == CLOSED
+        assert close_code_sent(p) == 1009
+    finally:
+        del protocol.bytearray
+
+
 def test_oversize_fragmented_message_fails_1009():
     p = server(max_size=1000)
     p.receive_data(frame(OP_BINARY, b"x" * 600, fin=False))

@@ -153,6 +153,24 @@ def test_message_within_max_size_but_beyond_free_heap_gets_1009_and_server_keeps
     run(body())
 
 
+def test_1mib_messages_echo_over_one_connection_at_the_default_heap(mpy_dir, micropython):
+    # The default heap (about 1.98 MiB here) holds one 1 MiB message but not two: each
+    # message must be freed before the next is allocated, although a stale pointer on
+    # the handler's C stack may still pin it when the next header arrives.
+    async def body():
+        argv = [micropython, "-m", "echo_server", "max_size=%d" % (1 << 20), "drop=1"]
+        async with await Peer.start(argv, env=mp_env(mpy_dir), cwd=mpy_dir) as server:
+            url = "ws://127.0.0.1:%d/" % server.port
+            async with connect(url, compression=None, ping_interval=None, max_size=None) as ws:
+                for i in range(4):
+                    msg = bytes((i, 255 - i)) * (1 << 19)
+                    await ws.send(msg)
+                    assert await ws.recv() == msg, "echo %d differs" % i
+            _no_memory_error(server)
+
+    run(body())
+
+
 def test_server_out_of_memory_mid_request_drops_that_connection_and_keeps_serving(mpy_dir, micropython):
     # Under a heap cap a MemoryError can strike before the WebSocket exists (reading
     # the head, building a page). The server must close that TCP connection -- a

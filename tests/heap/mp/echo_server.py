@@ -1,11 +1,13 @@
 """MicroPython peer for heap-capped runs: a microws echo server on 127.0.0.1.
 
-Usage: micropython -X heapsize=64k echo_server.py [max_size=N] [oom_http=1]
+Usage: micropython -X heapsize=64k echo_server.py [max_size=N] [oom_http=1] [drop=1]
 Prints ``PORT <n>``. The text ``!mem`` is not echoed: the answer is the heap in use
 after a collection (``gc.mem_alloc()``), for the per-connection figures in bench/.
 A MemoryError anywhere is printed (the tests look for it) and never silent.
 ``oom_http=1``: plain HTTP requests run out of memory (a MemoryError raised where a
 real page would allocate), to check the server survives and drops that connection.
+``drop=1``: the handler is ``while True: await ws.send(await ws.recv())``, which holds
+no message while it waits for the next (``async for msg`` keeps the last one).
 """
 
 import asyncio
@@ -24,6 +26,11 @@ async def echo(ws):
             await ws.send(msg)
 
 
+async def echo_dropping(ws):
+    while True:
+        await ws.send(await ws.recv())
+
+
 def oom_http(request):
     raise MemoryError("simulated: no heap left to build the page")
 
@@ -31,12 +38,15 @@ def oom_http(request):
 async def main():
     max_size = 65536
     http = None
+    handler = echo
     for a in sys.argv[1:]:
         if a.startswith("max_size="):
             max_size = int(a[9:])
         elif a == "oom_http=1":
             http = oom_http
-    server = await microws.serve(echo, "127.0.0.1", 0, max_size=max_size, http_handler=http)
+        elif a == "drop=1":
+            handler = echo_dropping
+    server = await microws.serve(handler, "127.0.0.1", 0, max_size=max_size, http_handler=http)
     print("PORT", server.port)
     await asyncio.Event().wait()
 
