@@ -8,7 +8,8 @@ for SECONDS; CPU time comes from /proc/self/stat (unix port).
 
 The server's handler is ``while True: await ws.send(await ws.recv())``; with ``for``
 it is ``async for message in ws: await ws.send(message)``, whose loop variable keeps
-the previous message alive while the next one is received (two 1 MiB buffers).
+the previous message alive while the next one is received (two 1 MiB buffers, more
+than the default heap holds).
 """
 
 import asyncio
