@@ -25,6 +25,7 @@ from microws_host.bridge.core import Bridge
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 WAIT = 10.0  # seconds any single expected event may take
+TS = 1_700_000_000_000  # ms since the epoch: the base of the readings' ts the tests send
 
 
 def run(coro, timeout=60):

@@ -5,6 +5,7 @@ import json
 import socket
 
 from bridge_support import (
+    TS,
     WAIT,
     Peer,
     SSEReader,
@@ -22,8 +23,6 @@ from bridge_support import (
 from websockets.asyncio.client import connect as ws_connect
 
 from microws_host.bridge.config import BridgeConfig
-
-TS = 1_700_000_000_000
 
 
 def tm(seq, value, boot="boot-1"):

@@ -5,11 +5,10 @@ import asyncio
 import contextlib
 import math
 
-from bridge_support import ROOT, WAIT, device, hello, is_type, require_tool, run, running_bridge
+from bridge_support import ROOT, TS, WAIT, device, hello, is_type, require_tool, run, running_bridge
 from headless import CHROMIUM_ARGS, chromium_path
 
 CHROMIUM = chromium_path() or "/usr/bin/chromium"
-TS = 1_700_000_000_000
 
 
 @contextlib.asynccontextmanager

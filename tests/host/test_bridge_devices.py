@@ -6,6 +6,7 @@ import json
 
 import pytest
 from bridge_support import (
+    TS,
     browser,
     dev_event,
     device,
@@ -20,8 +21,6 @@ from bridge_support import (
 from websockets.exceptions import ConnectionClosed
 
 from microws_host.bridge.config import BridgeConfig
-
-TS = 1_700_000_000_000
 
 
 def test_device_telemetry_reaches_browser_rest_and_history():

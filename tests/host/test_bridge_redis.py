@@ -10,6 +10,7 @@ import time
 
 import pytest
 from bridge_support import (
+    TS,
     BridgeProcess,
     SSEReader,
     browser,
@@ -22,8 +23,6 @@ from bridge_support import (
     require_tool,
     run,
 )
-
-TS = 1_700_000_000_000
 
 
 @pytest.fixture

@@ -6,12 +6,10 @@ import json
 import os
 import tty
 
-from bridge_support import WAIT, BridgeProcess, browser, dev_event, is_type, run, running_bridge
+from bridge_support import TS, WAIT, BridgeProcess, browser, dev_event, is_type, run, running_bridge
 
 from microws_host.bridge.config import BridgeConfig
 from microws_host.bridge.serial_bridge import SerialBridge
-
-TS = 1_700_000_000_000
 
 
 class PtyBoard:

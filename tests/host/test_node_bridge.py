@@ -11,17 +11,11 @@ import signal
 import socket
 import urllib.request
 
-from node_helpers import fields, node_config, run, status
+from node_helpers import fields, free_port, node_config, run, status
 from tcp_proxy import TcpProxy
 
 from microws_host.demo import MICROWS
 from microws_host.simulator import SimBoard
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url):

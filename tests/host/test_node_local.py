@@ -2,21 +2,14 @@
 
 import asyncio
 import json
-import socket
 import urllib.request
 
 import websockets
-from node_helpers import run
+from node_helpers import free_port, run
 
 from microws_host.simulator import SimBoard
 
 PAGE_BUDGET = 1024  # bytes of HTML + JS a board serves
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url):

@@ -7,6 +7,7 @@ counted separately) and must be there at least once, with no gap.
 """
 
 import asyncio
+import contextlib
 
 from node_helpers import fields, node_config, run, status
 from standin_bridge import StandinBridge
@@ -28,13 +29,37 @@ def seq_at_least(seq):
     return lambda line: status("link down")(line) and fields(line)["seq"] >= seq
 
 
+@contextlib.asynccontextmanager
+async def node_and_standin(bridge_up=True, **cfg):
+    """A stand-in bridge and one started node (``node_config(bridge.url, **cfg)``) streaming to it;
+    yields (bridge, board) and stops both on exit, their records kept for assertions after.
+    ``bridge_up=False``: the bridge is stopped before the node starts, so nobody listens until
+    the test calls ``bridge.start(bridge.port)``."""
+    bridge = StandinBridge()
+    await bridge.start()
+    if not bridge_up:
+        await bridge.stop()
+    board = SimBoard(node_config(bridge.url, **cfg))
+    try:
+        await board.start()
+        yield bridge, board
+    finally:
+        await board.stop()
+        await bridge.stop()
+
+
+async def bridge_appears_after(bridge, board, seq):
+    """Once the node, offline from its start, shows ``seq`` readings, start the bridge on its
+    old port; returns the node's hello."""
+    await board.wait_line(seq_at_least(seq), 20, 0)
+    await bridge.start(bridge.port)
+    await bridge.wait_until(lambda: bridge.hellos, 20, "hello")
+    return bridge.hellos[0]
+
+
 def test_node_says_hello_streams_readings_and_the_outbox_drains_on_acks():
     async def scenario():
-        bridge = StandinBridge()
-        await bridge.start()
-        board = SimBoard(node_config(bridge.url))
-        try:
-            await board.start()
+        async with node_and_standin() as (bridge, board):
             first = await board.wait_line(lambda line: line.startswith("microws-node:"), 10, since=0)
             assert first.startswith("microws-node: up id=n1 board=unix "), first  # host tools wait for it
             await bridge.wait_until(lambda: bridge.hellos, 10, "hello")
@@ -48,9 +73,6 @@ def test_node_says_hello_streams_readings_and_the_outbox_drains_on_acks():
             assert info["ok"] and info["v"]["outbox"] <= 2 and info["v"]["dropped"] == 0
             assert info["v"]["heap_free"] > 0
             assert not bridge.errors
-        finally:
-            await board.stop()
-            await bridge.stop()
         assert "exited with status 0" in board.tail(1), board.tail()
         stop = [line for line in board.lines if line.startswith("microws-node: stop ")]
         assert stop and fields(stop[0])["dropped"] == 0, board.tail()
@@ -60,11 +82,7 @@ def test_node_says_hello_streams_readings_and_the_outbox_drains_on_acks():
 
 def test_commands_led_interval_ping_and_unknown():
     async def scenario():
-        bridge = StandinBridge()
-        await bridge.start()
-        board = SimBoard(node_config(bridge.url, interval_ms=5000))
-        try:
-            await board.start()
+        async with node_and_standin(interval_ms=5000) as (bridge, board):
             res = await bridge.command("n1", "led", {"on": True})
             assert res["ok"] and res["v"] == {"on": True}
             await board.wait_line(lambda line: line == "microws-node: led on", 5, since=0)
@@ -76,32 +94,19 @@ def test_commands_led_interval_ping_and_unknown():
             assert (await bridge.command("n1", "interval", {"ms": 100}))["ok"]
             await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= 10, 10, "faster readings")
             assert (await bridge.command("n1", "interval", {"ms": -5}))["ok"] is False
-        finally:
-            await board.stop()
-            await bridge.stop()
 
     run(scenario())
 
 
 def test_backlog_goes_out_in_batches_after_the_bridge_appears():
     async def scenario():
-        bridge = StandinBridge()
-        port = await bridge.start()
-        await bridge.stop()  # nobody listens yet: readings pile up in the outbox
-        board = SimBoard(node_config(bridge.url, batch=10))
-        try:
-            await board.start()
-            await board.wait_line(seq_at_least(30), 20, 0)
-            await bridge.start(port)
-            await bridge.wait_until(lambda: bridge.hellos, 20, "hello")
-            boot = bridge.hellos[0]["boot"]
+        # nobody listens yet: readings pile up in the outbox
+        async with node_and_standin(bridge_up=False, batch=10) as (bridge, board):
+            boot = (await bridge_appears_after(bridge, board, 30))["boot"]
             await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= 30, 20, "backlog")
             assert_complete(bridge, "n1", boot, 30)
             assert max(bridge.batch_sizes) == 10  # batched, capped at `batch`
             assert bridge.batch_sizes[0] == 10
-        finally:
-            await board.stop()
-            await bridge.stop()
 
     run(scenario())
 
@@ -185,11 +190,7 @@ def test_stalled_link_is_found_by_keepalive_alone_and_nothing_is_lost():
 
 def test_commanded_reboot_flushes_then_starts_a_new_boot():
     async def scenario():
-        bridge = StandinBridge()
-        await bridge.start()
-        board = SimBoard(node_config(bridge.url))
-        try:
-            await board.start()
+        async with node_and_standin() as (bridge, board):
             await bridge.wait_until(lambda: bridge.hellos, 10, "hello")
             boot1 = bridge.hellos[0]["boot"]
             await bridge.wait_until(lambda: len(bridge.unique("n1", boot1)) >= 10, 10, "readings")
@@ -204,9 +205,6 @@ def test_commanded_reboot_flushes_then_starts_a_new_boot():
             assert boot2 != boot1 and board.boots == 2
             await bridge.wait_until(lambda: len(bridge.unique("n1", boot2)) >= 5, 10, "new boot's readings")
             assert min(bridge.unique("n1", boot2)) == 1  # seq starts again at 1
-        finally:
-            await board.stop()
-            await bridge.stop()
         assert_complete(bridge, "n1", boot1, rebooted["seq"])
         assert max(bridge.unique("n1", boot1)) == rebooted["seq"]
 
@@ -215,21 +213,11 @@ def test_commanded_reboot_flushes_then_starts_a_new_boot():
 
 def test_outbox_overflow_on_purpose_loses_exactly_what_it_reports():
     async def scenario():
-        bridge = StandinBridge()
-        port = await bridge.start()
-        await bridge.stop()  # no bridge for the first 35+ readings; the outbox holds 20
-        board = SimBoard(node_config(bridge.url, outbox=20))
-        try:
-            await board.start()
-            await board.wait_line(seq_at_least(35), 20, 0)
-            await bridge.start(port)
-            await bridge.wait_until(lambda: bridge.hellos, 20, "hello")
-            hello = bridge.hellos[0]
+        # no bridge for the first 35+ readings; the outbox holds 20
+        async with node_and_standin(bridge_up=False, outbox=20) as (bridge, board):
+            hello = await bridge_appears_after(bridge, board, 35)
             boot = hello["boot"]
             await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= 40, 20, "readings")
-        finally:
-            await board.stop()
-            await bridge.stop()
         dropped = hello["dropped"]
         assert dropped >= 15  # at least 35 readings, room for 20
         seen = bridge.unique("n1", boot)
