@@ -65,11 +65,19 @@ else:
 
     def apply_mask(buf, key):
         """XOR a writable buffer in place with the 4-byte mask ``key``."""
-        n = len(buf)
-        if n:
-            keys = (key * ((n >> 2) + 1))[:n]
-            x = int.from_bytes(buf, "little") ^ int.from_bytes(keys, "little")
-            buf[:] = x.to_bytes(n, "little")
+        # As big integers, 16 KiB at a time: CPython's big-int XOR is linear but its
+        # conversions are not (1 MiB in one piece: 4.6 ms; in 16 KiB pieces: 1.1 ms).
+        mv = memoryview(buf)
+        n = len(mv)
+        keys = key * (_MASK_PIECE >> 2) if n >= _MASK_PIECE else (key * ((n >> 2) + 1))[:n]
+        k = int.from_bytes(keys, "little")
+        for i in range(0, n, _MASK_PIECE):
+            piece = mv[i : i + _MASK_PIECE]
+            m = len(piece)
+            x = int.from_bytes(piece, "little") ^ (k if m == len(keys) else int.from_bytes(keys[:m], "little"))
+            piece[:] = x.to_bytes(m, "little")
+
+    _MASK_PIECE = 16384
 
 
 class Utf8Stream:
