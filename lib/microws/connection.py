@@ -186,14 +186,21 @@ class WebSocket:
         else:
             from .fragments import send_fragments
 
-            await send_fragments(self, message)
+            try:
+                await send_fragments(self, message)
+            except OSError:
+                await self._lost()
             return
         p = self.proto
         if p.close_sent is not None or p.state == CLOSED:
             self._check_sendable()  # raises the right ConnectionClosed
         p.send_frame(op, message)
-        if not self._write_now():
-            await self._flush()
+        try:
+            if self._write_now():
+                return
+        except OSError:
+            await self._lost()
+        await self._flush()
 
     async def ping(self, data=b""):
         """Send a ping; returns an Event that is set when the matching pong arrives."""
@@ -267,16 +274,25 @@ class WebSocket:
         return not _needs_drain(w)
 
     async def _flush(self):
-        if self._write_now():
-            return
-        if not self.proto.out:  # written by _write_now; the stream wants draining
-            await self._writer.drain()
-            return
-        await self._acquire_write()
         try:
-            await self._write_out()
-        finally:
-            self._release(False)
+            if self._write_now():
+                return
+            if not self.proto.out:  # written by _write_now; the stream wants draining
+                await self._writer.drain()
+                return
+            await self._acquire_write()
+            try:
+                await self._write_out()
+            finally:
+                self._release(False)
+        except OSError:
+            await self._lost()
+
+    async def _lost(self):
+        # A write failed (reset, broken pipe): the peer is gone, so is the connection.
+        # The caller sees ConnectionClosedError 1006, as for a read that finds EOF.
+        await self._close_tcp()
+        raise self._closed_exc()
 
     async def _write_out(self):
         w = self._writer
@@ -347,8 +363,8 @@ class WebSocket:
         if p.out:
             try:
                 await self._flush()
-            except OSError:
-                p.receive_eof()
+            except ConnectionClosedError:
+                pass  # the peer is gone; the state says so
         if p.state == CLOSED and (p.failed or not p.client or p.eof):
             await self._close_tcp()
 
@@ -395,8 +411,8 @@ class WebSocket:
         if self.proto.out:
             try:
                 await self._flush()
-            except OSError:
-                pass
+            except ConnectionClosedError:
+                return  # TCP is closed already
         try:
             await asyncio.wait_for(self._read_until_closed(), self.close_timeout)
         except asyncio.TimeoutError:
@@ -469,7 +485,8 @@ def _needs_drain(w):
     # flow control, once the transport buffers a lot.
     if MICROPYTHON:
         return bool(w.out_buf)
-    return w.transport.get_write_buffer_size() >= 65536
+    t = w.transport  # a lost connection is only reported by drain()
+    return t.get_write_buffer_size() >= 65536 or t.is_closing()
 
 
 def set_nodelay(sock):

@@ -74,6 +74,36 @@ async def test_protocol_error_sends_1002_and_closes_tcp_and_server_keeps_serving
     assert s.closed[0][0] == 1002
 
 
+async def test_send_to_a_peer_that_vanished_raises_connection_closed_1006_and_server_keeps_serving():
+    # The client drops TCP without a close frame while the handler keeps sending:
+    # the handler gets ConnectionClosedError 1006 (not a bare OSError from the socket).
+    seen = []
+    ended = asyncio.Event()
+
+    async def flood(ws):
+        if ws.path != "/flood":
+            return await echo(ws)
+        try:
+            while True:
+                await ws.send("x" * 1000)
+        except Exception as e:
+            seen.append((type(e).__name__, getattr(e, "code", None)))
+            ended.set()
+            raise
+
+    async with Running(flood) as s:
+        r, w = await wp.ws_raw(s.port, "/flood")
+        await wp.read_frame(r)
+        await wp.close_raw(w)
+        await asyncio.wait_for(ended.wait(), 10)
+        ws = await microws.connect("ws://127.0.0.1:%d/" % s.port)
+        await ws.send("alive")
+        assert await ws.recv() == "alive"
+        await ws.close()
+    assert seen == [("ConnectionClosedError", 1006)]
+    assert s.closed[0] == (1006, "")
+
+
 async def test_invalid_utf8_closes_1007():
     async with Running() as s:
         r, w = await wp.ws_raw(s.port)
