@@ -1,8 +1,8 @@
 """Sans-I/O framing (RFC 6455 section 5): opcodes, close codes, headers, masking, UTF-8.
 
 Pure functions over bytes; no sockets. Hot paths use the viper versions in
-``speedups`` when the port has a native emitter, else the plain fallbacks here
-(whole-buffer integer XOR for masking; never a per-byte loop on CPython).
+``speedups`` when the port has a native emitter, else the plain ones in
+``fallbacks`` (big-integer XOR for masking; never a per-byte loop on CPython).
 """
 
 import struct
@@ -61,23 +61,8 @@ if _mask_native is not None:
         """XOR a writable buffer in place with the 4-byte mask ``key``."""
         _mask_native(buf, len(buf), key)
 
-else:
-
-    def apply_mask(buf, key):
-        """XOR a writable buffer in place with the 4-byte mask ``key``."""
-        # As big integers, 16 KiB at a time: CPython's big-int XOR is linear but its
-        # conversions are not (1 MiB in one piece: 4.6 ms; in 16 KiB pieces: 1.1 ms).
-        mv = memoryview(buf)
-        n = len(mv)
-        keys = key * (_MASK_PIECE >> 2) if n >= _MASK_PIECE else (key * ((n >> 2) + 1))[:n]
-        k = int.from_bytes(keys, "little")
-        for i in range(0, n, _MASK_PIECE):
-            piece = mv[i : i + _MASK_PIECE]
-            m = len(piece)
-            x = int.from_bytes(piece, "little") ^ (k if m == len(keys) else int.from_bytes(keys[:m], "little"))
-            piece[:] = x.to_bytes(m, "little")
-
-    _MASK_PIECE = 16384
+else:  # CPython, or a port without viper
+    from .fallbacks import apply_mask  # noqa: F401 (the name protocol and masking import)
 
 
 class Utf8Stream:
@@ -110,7 +95,7 @@ if _scan_native is not None:
 elif hasattr(str, "isascii"):  # CPython: the codec is strict and fast
     _scan = None
 else:  # a port without viper: the same check in plain Python (slow, but correct)
-    from .utf8_plain import utf8_scan as _scan
+    from .fallbacks import utf8_scan as _scan
 
 
 def decode_text(payload):

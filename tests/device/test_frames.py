@@ -139,7 +139,7 @@ def test_accept_key_matches_rfc_example():
 
 def test_plain_python_utf8_fallback_agrees_with_the_rules():
     # Ports without viper use this; CPython uses its codec; the unix port uses viper.
-    from microws.utf8_plain import utf8_scan
+    from microws.fallbacks import utf8_scan
 
     for bad in INVALID_UTF8:
         state = utf8_scan(bad, len(bad), 0)
