@@ -37,6 +37,7 @@ def _scratch_size():
 # resume and the data is parsed before the next await, so no two tasks overlap.
 _SCRATCH = bytearray(_scratch_size())
 _SCRATCH_MV = memoryview(_SCRATCH)
+del _scratch_size  # run once: its bytecode need not stay in the heap
 
 
 class WebSocket:

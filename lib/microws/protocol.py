@@ -344,17 +344,6 @@ class Protocol:
             self._event((OP_CLOSE, (code, reason)))
         self.state = CLOSED
 
-    def data_to_send(self):
-        """All queued output as one bytes object (for simple sans-I/O users and tests)."""
-        parts = []
-        for item in self.out:
-            if isinstance(item, (bytes, bytearray)):
-                parts.append(bytes(item))
-            else:
-                parts.extend(bytes(c) for c in item)
-        self.out = ()
-        return b"".join(parts)
-
 
 def _plain_chunks(hdr, data):
     yield hdr

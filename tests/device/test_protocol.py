@@ -19,6 +19,18 @@ def client(max_size=65536):
     return Protocol(client=True, max_size=max_size)
 
 
+def sent(p):
+    """All output the protocol queued, as one bytes object (chunked frames joined)."""
+    parts = []
+    for item in p.out:
+        if isinstance(item, (bytes, bytearray)):
+            parts.append(bytes(item))
+        else:
+            parts.extend(bytes(c) for c in item)
+    p.out = ()
+    return b"".join(parts)
+
+
 def parse_out(data, masked):
     """Frames in bytes microws produced: list of (fin, op, payload)."""
     out = []
@@ -47,7 +59,7 @@ def parse_out(data, masked):
 
 
 def close_code_sent(p):
-    frames = parse_out(p.data_to_send(), p.client)
+    frames = parse_out(sent(p), p.client)
     closes = [f for f in frames if f[1] == OP_CLOSE]
     assert closes, frames
     pl = closes[-1][2]
@@ -74,7 +86,7 @@ def test_frames_arriving_one_byte_at_a_time_parse_identically():
         p.receive_data(wire[i : i + 1])
     assert [op for op, _ in p.events] == [OP_TEXT, OP_BINARY, OP_PING, OP_BINARY]
     assert p.events[0][1] == "hello" and bytes(p.events[3][1]) == b"z" * 70000
-    assert parse_out(p.data_to_send(), False) == [(0x80, OP_PONG, b"p")]
+    assert parse_out(sent(p), False) == [(0x80, OP_PONG, b"p")]
 
 
 def test_server_fails_unmasked_client_frame_with_1002():
@@ -95,7 +107,7 @@ def test_client_masks_every_frame_with_a_fresh_key():
     p = client()
     p.send_frame(OP_TEXT, b"same")
     p.send_frame(OP_TEXT, b"same")
-    data = p.data_to_send()
+    data = sent(p)
     assert data[1] & 0x80 and data[11] & 0x80
     assert data[2:6] != data[12:16]  # different keys
     assert parse_out(data, True) == [(0x80, OP_TEXT, b"same")] * 2
@@ -104,7 +116,7 @@ def test_client_masks_every_frame_with_a_fresh_key():
 def test_server_frames_are_never_masked():
     p = server()
     p.send_frame(OP_BINARY, b"abc")
-    assert p.data_to_send() == b"\x82\x03abc"
+    assert sent(p) == b"\x82\x03abc"
 
 
 def test_large_frames_are_written_in_chunks_with_correct_bytes():
@@ -112,7 +124,7 @@ def test_large_frames_are_written_in_chunks_with_correct_bytes():
     for p in (client(), server()):
         p.send_frame(OP_BINARY, payload)
         assert not isinstance(p.out[0], (bytes, bytearray))  # a generator of chunks
-        assert parse_out(p.data_to_send(), p.client) == [(0x80, OP_BINARY, payload)]
+        assert parse_out(sent(p), p.client) == [(0x80, OP_BINARY, payload)]
 
 
 def test_big_client_frames_queued_together_share_the_mask_buffer_correctly():
@@ -122,7 +134,7 @@ def test_big_client_frames_queued_together_share_the_mask_buffer_correctly():
     payloads = [bytes((i * 7 + k) & 0xFF for i in range(n)) for k, n in enumerate(sizes)]
     for payload in payloads:
         p.send_frame(OP_BINARY, payload)
-    assert parse_out(p.data_to_send(), True) == [(0x80, OP_BINARY, pl) for pl in payloads]
+    assert parse_out(sent(p), True) == [(0x80, OP_BINARY, pl) for pl in payloads]
 
 
 def test_64_bit_length_with_top_bit_set_is_rejected():
@@ -138,20 +150,20 @@ def test_ping_is_answered_with_pong_carrying_the_same_payload():
     for payload in (b"", b"hello", bytes(range(125))):
         p = server()
         p.receive_data(frame(OP_PING, payload))
-        assert parse_out(p.data_to_send(), False) == [(0x80, OP_PONG, payload)]
+        assert parse_out(sent(p), False) == [(0x80, OP_PONG, payload)]
         assert p.events == [(OP_PING, payload)]
 
 
 def test_client_answers_ping_with_masked_pong():
     p = client()
     p.receive_data(frame(OP_PING, b"abc", mask=False))
-    assert parse_out(p.data_to_send(), True) == [(0x80, OP_PONG, b"abc")]
+    assert parse_out(sent(p), True) == [(0x80, OP_PONG, b"abc")]
 
 
 def test_unsolicited_pong_is_only_an_event():
     p = server()
     p.receive_data(frame(OP_PONG, b"x"))
-    assert p.events == [(OP_PONG, b"x")] and p.data_to_send() == b""
+    assert p.events == [(OP_PONG, b"x")] and sent(p) == b""
 
 
 def test_control_frame_over_125_bytes_fails_1002():
@@ -203,7 +215,7 @@ def test_fragmented_text_with_interleaved_pings_is_reassembled():
     p.receive_data(frame(OP_PING, b"2"))
     p.receive_data(frame(0, "ted", fin=True))
     assert [e for e in p.events if e[0] == OP_TEXT] == [(OP_TEXT, "fragmented")]
-    pongs = parse_out(p.data_to_send(), False)
+    pongs = parse_out(sent(p), False)
     assert pongs == [(0x80, OP_PONG, b"1"), (0x80, OP_PONG, b"2")]
 
 
@@ -277,7 +289,7 @@ def test_empty_close_is_echoed_empty():
     p = server()
     p.receive_data(frame(OP_CLOSE, b""))
     assert p.events == [(OP_CLOSE, (1005, ""))]
-    assert parse_out(p.data_to_send(), False) == [(0x80, OP_CLOSE, b"")]
+    assert parse_out(sent(p), False) == [(0x80, OP_CLOSE, b"")]
 
 
 def test_bad_close_payloads_fail_with_the_right_code():
@@ -301,17 +313,17 @@ def test_we_close_then_peer_answers():
     p = client()
     p.send_close(1001, "going")
     assert p.state == CLOSING
-    assert parse_out(p.data_to_send(), True) == [(0x80, OP_CLOSE, close_payload(1001, "going"))]
+    assert parse_out(sent(p), True) == [(0x80, OP_CLOSE, close_payload(1001, "going"))]
     p.receive_data(frame(OP_CLOSE, close_payload(1001), mask=False))
-    assert p.state == CLOSED and p.data_to_send() == b""  # no second close
+    assert p.state == CLOSED and sent(p) == b""  # no second close
 
 
 def test_data_after_close_is_ignored_and_no_pong_after_close_sent():
     p = server()
     p.send_close(1000)
-    p.data_to_send()
+    sent(p)
     p.receive_data(frame(OP_PING, b"late"))
-    assert p.data_to_send() == b""
+    assert sent(p) == b""
 
 
 # ---- 9 limits ------------------------------------------------------------------
