@@ -7,6 +7,7 @@ serves never carries it in RAM (MicroPython loads .mpy bytecode into the heap).
 import os
 
 from .frames import apply_mask, encode_header
+from .protocol import WRITE_CHUNK
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -18,9 +19,9 @@ except ImportError:  # CPython
 
 # A frame up to this size is masked into one new buffer (header + payload): the copy
 # is needed anyway (the caller's data must not change), and one write is cheaper.
-# Bigger ones are masked chunk by chunk into one buffer the connection keeps: a big
-# allocation costs MicroPython's allocator ~35 us per 64 KiB (its first-fit search),
-# as much as masking the payload.
+# Bigger ones are masked chunk by chunk (WRITE_CHUNK bytes, as servers write them)
+# into one buffer the connection keeps: a big allocation costs MicroPython's
+# allocator ~35 us per 64 KiB (its first-fit search), as much as masking the payload.
 MASK_WHOLE = const(16384)
 
 
@@ -46,7 +47,7 @@ def _masked_chunks(p, hdr, data, key):
     # buffer serves every big frame of this connection.
     buf = p._mask_buf
     if buf is None:
-        buf = p._mask_buf = bytearray(MASK_WHOLE)
+        buf = p._mask_buf = bytearray(WRITE_CHUNK)
     mv = memoryview(buf)
     src = memoryview(data)
     n = len(src)
@@ -54,7 +55,7 @@ def _masked_chunks(p, hdr, data, key):
     mv[:h] = hdr
     i = 0
     while i < n:
-        k = min(MASK_WHOLE - h, n - i)
+        k = min(WRITE_CHUNK - h, n - i)
         mv[h : h + k] = src[i : i + k]
         r = i & 3  # mask phase at payload offset i
         apply_mask(mv[h : h + k], key[r:] + key[:r] if r else key)
