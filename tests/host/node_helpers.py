@@ -1,7 +1,6 @@
-"""Shared by the node tests: status-line parsing, running a scenario with a deadline, free ports."""
+"""Shared by the node tests: status-line parsing and running a scenario with a deadline."""
 
 import asyncio
-import socket
 
 TIMEOUT = 90  # s for a whole scenario
 
@@ -9,13 +8,6 @@ TIMEOUT = 90  # s for a whole scenario
 def run(coro, timeout=TIMEOUT):
     """Run an async scenario with a hard deadline."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def free_port():
-    """A TCP port nobody listens on right now (for a bridge or board we must give a port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Identifiers stay text even when they happen to be all digits (a hex boot id is,

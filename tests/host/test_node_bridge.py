@@ -11,7 +11,8 @@ import signal
 import socket
 import urllib.request
 
-from node_helpers import fields, free_port, node_config, run, status
+from bridge_support import free_port
+from node_helpers import fields, node_config, run, status
 from tcp_proxy import TcpProxy
 
 from microws_host.demo import MICROWS

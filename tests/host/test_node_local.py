@@ -5,7 +5,8 @@ import json
 import urllib.request
 
 import websockets
-from node_helpers import free_port, run
+from bridge_support import free_port
+from node_helpers import run
 
 from microws_host.simulator import SimBoard
 
