@@ -9,6 +9,7 @@ generator of buffers (a large frame written in chunks, masked on the fly).
 No sockets, no clocks: the asyncio layer (``connection``) drives it.
 """
 
+import os
 import sys
 
 from .errors import PayloadTooBig, ProtocolError
@@ -47,8 +48,12 @@ CLOSED = const(3)
 # Payloads up to this size go out as one buffer with their header (one write:
 # MicroPython leaves Nagle on); bigger ones are written in chunks of this size.
 WRITE_CHUNK = const(16384)
-
-_queue_masked = None  # masking.queue_masked, imported on a client's first send
+# A client frame up to this size is masked into one new buffer (header + payload);
+# the copy is needed anyway (the caller's data must not change), one write is cheaper.
+# Bigger ones are masked chunk by chunk into one buffer the connection keeps: a big
+# allocation costs MicroPython's allocator ~35 us per 64 KiB (its first-fit search),
+# as much as masking the payload.
+MASK_WHOLE = const(16384)
 
 
 class Protocol:
@@ -75,7 +80,7 @@ class Protocol:
     _pl = None
     # A fragmented message in progress: [opcode, parts, size, Utf8Stream or None].
     _msg = None
-    # The buffer big client frames are masked into (masking.py), made on the first one.
+    # WRITE_CHUNK bytes to mask big client frames into, made on the first one.
     _mask_buf = None
 
     def __init__(self, client, max_size=65536):
@@ -311,19 +316,47 @@ class Protocol:
 
     def send_frame(self, op, data, fin=True):
         """Queue one frame. ``data`` is bytes-like (str already encoded)."""
-        if self.client:
-            global _queue_masked
-            if _queue_masked is None:
-                from .masking import queue_masked as _queue_masked
-            _queue_masked(self, op, data, fin)
-            return
         n = len(data)
-        if n < 126 and fin and not self.out:  # the usual small frame: no helper calls
+        if self.client:
+            key = os.urandom(4)
+            if n <= MASK_WHOLE:  # one buffer, one write; bigger ones are masked chunk by chunk
+                hdr = encode_header(op, n, fin, key)
+                frame = bytearray(len(hdr) + n)
+                h = len(hdr)
+                frame[:h] = hdr
+                frame[h:] = data
+                apply_mask(memoryview(frame)[h:], key)
+                self._emit(frame)
+            else:
+                self._emit(self._masked_chunks(encode_header(op, n, fin, key), data, key))
+        elif n < 126 and fin and not self.out:  # the usual small frame: no helper calls
             self.out = [bytes((0x80 | op, n)) + data]
         elif n <= WRITE_CHUNK:
             self._emit(encode_header(op, n, fin) + data if n else encode_header(op, 0, fin))
         else:
             self._emit(_plain_chunks(encode_header(op, n, fin), data))
+
+    def _masked_chunks(self, hdr, data, key):
+        # The header goes out with the first chunk. Chunks are consumed one after the
+        # other (the writer sends or copies each before asking for the next), so one
+        # buffer serves every big frame of this connection.
+        buf = self._mask_buf
+        if buf is None:
+            buf = self._mask_buf = bytearray(WRITE_CHUNK)
+        mv = memoryview(buf)
+        src = memoryview(data)
+        n = len(src)
+        h = len(hdr)
+        mv[:h] = hdr
+        i = 0
+        while i < n:
+            k = min(WRITE_CHUNK - h, n - i)
+            mv[h : h + k] = src[i : i + k]
+            r = i & 3  # mask phase at payload offset i
+            apply_mask(mv[h : h + k], key[r:] + key[:r] if r else key)
+            yield mv[: h + k]
+            i += k
+            h = 0
 
     def send_close(self, code=1000, reason=""):
         """Start (or answer) the closing handshake."""

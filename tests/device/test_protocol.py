@@ -7,8 +7,7 @@ events and the bytes microws would send.
 from wirepeer import close_payload, frame
 
 from microws.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
-from microws.masking import MASK_WHOLE
-from microws.protocol import CLOSED, CLOSING, OPEN, WRITE_CHUNK, Protocol
+from microws.protocol import CLOSED, CLOSING, MASK_WHOLE, OPEN, WRITE_CHUNK, Protocol
 
 
 def server(max_size=65536):
