@@ -12,11 +12,29 @@ import asyncio
 import sys
 
 from .errors import ConnectionClosedError, InvalidHandshake, closed_error
-from .frames import CLOSE_ABNORMAL, OP_BINARY, OP_PONG, OP_TEXT
+from .frames import CLOSE_ABNORMAL
 from .handshake import MAX_HEAD_SIZE, parse_head
-from .protocol import CLOSED, OPEN, Protocol
+from .protocol import Protocol
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython
+
+    def const(x):  # pyright: ignore[reportRedeclaration]
+        return x
+
+
+# frames' and protocol's constants used on every message, declared again as const()
+# so that MicroPython inlines them (it does so only in the declaring module; an
+# imported name is a dictionary lookup per use). A test checks the copies match.
+OP_TEXT = const(1)
+OP_BINARY = const(2)
+OP_PONG = const(10)
+OPEN = const(1)
+CLOSED = const(3)
 
 MICROPYTHON = sys.implementation.name == "micropython"
+_BYTES_LIKE = (bytes, bytearray, memoryview)  # sent as binary
 # Largest message accepted unless max_size says otherwise: what a board's heap can take,
 # and on CPython the 1 MiB that `websockets` users expect.
 DEFAULT_MAX_SIZE = 65536 if MICROPYTHON else 1 << 20
@@ -131,21 +149,11 @@ class WebSocket:
         except (KeyError, AttributeError):
             return None
 
-    def recv(self):
+    async def recv(self, _iterating=False):
         """``await ws.recv()``: the next message, ``str`` for text, bytes-like for binary.
 
         Raises ConnectionClosedOK / ConnectionClosedError when the connection ends.
         """
-        return self._recv(False)
-
-    def __aiter__(self):
-        return self
-
-    def __anext__(self):
-        # Returns the coroutine itself: one suspended frame less per idle connection.
-        return self._recv(True)
-
-    async def _recv(self, iterating):
         msgs = self._messages
         if self.proto.out:  # replies to frames that came with the handshake
             await self._flush()
@@ -154,25 +162,34 @@ class WebSocket:
             if p.state == CLOSED:
                 await self._finish()
                 exc = self._closed_exc()
-                if iterating and not isinstance(exc, ConnectionClosedError):
+                if _iterating and not isinstance(exc, ConnectionClosedError):
                     raise StopAsyncIteration
                 raise exc
             if MICROPYTHON and not self._reading:
                 # Same as _read(), inlined: an idle connection then waits with one
                 # suspended coroutine less (heap per connection on a board).
                 self._reading = True
-                view = p.payload_view()
+                view = None if p.partial is None else p.payload_view()
                 try:
                     n = await self._reader.readinto(_SCRATCH if view is None else view)
                 except (OSError, EOFError):
                     n = 0
                 finally:
-                    self._release(True)
+                    self._reading = False
+                    if self._wake is not None:
+                        self._release(True)
                 if self._received(view, n):
                     await self._after_read()
             else:
                 await self._read()
         return msgs.pop(0)
+
+    def __aiter__(self):
+        return self
+
+    def __anext__(self):
+        # Returns recv's coroutine itself: one suspended frame less per idle connection.
+        return self.recv(True)
 
     async def send(self, message):
         """Send a message: str -> text, bytes/bytearray/memoryview -> binary.
@@ -182,7 +199,7 @@ class WebSocket:
         """
         if isinstance(message, str):
             op, message = OP_TEXT, message.encode()
-        elif isinstance(message, (bytes, bytearray, memoryview)):
+        elif isinstance(message, _BYTES_LIKE):
             op = OP_BINARY
         else:
             from .fragments import send_fragments
@@ -195,12 +212,18 @@ class WebSocket:
         p = self.proto
         if p.close_sent is not None or p.state == CLOSED:
             self._check_sendable()  # raises the right ConnectionClosed
-        p.send_frame(op, message)
-        try:
-            if self._write_now():
-                return
-        except OSError:
-            await self._lost()
+        if p.send_frame(op, message) and not self._writing:
+            # This frame alone is queued, in one buffer: write it now (write() takes
+            # it all or keeps the rest for drain(); no other writer can interleave).
+            w = self._writer
+            frame = p.out[0]  # pyright: ignore[reportGeneralTypeIssues] (a list now)
+            p.out = ()
+            try:
+                w.write(frame)
+                if not (w.out_buf if MICROPYTHON else _needs_drain(w)):  # pyright: ignore
+                    return
+            except OSError:
+                await self._lost()
         await self._flush()
 
     async def ping(self, data=b""):
@@ -352,10 +375,10 @@ class WebSocket:
         elif view is not None:
             p.payload_received(n)
         else:
-            p.receive_data(_SCRATCH_MV[:n])
+            p.receive_data(_SCRATCH_MV, n)
         if p.events:
             self._drain_events()
-        return bool(p.out) or p.state == CLOSED or p.want
+        return p.out or p.state == CLOSED or p.want
 
     async def _after_read(self):
         p = self.proto

@@ -4,12 +4,11 @@ and on MicroPython ports without the viper emitter, and only imported there."""
 _MASK_PIECE = 16384
 
 
-def apply_mask(buf, key):
-    """XOR a writable buffer in place with the 4-byte mask ``key``."""
+def apply_mask(buf, n, key):
+    """XOR the first ``n`` bytes of a writable buffer in place with the 4-byte mask ``key``."""
     # As big integers, 16 KiB at a time: CPython's big-int XOR is linear but its
     # conversions are not (1 MiB in one piece: 4.6 ms; in 16 KiB pieces: 1.1 ms).
-    mv = memoryview(buf)
-    n = len(mv)
+    mv = memoryview(buf)[:n]
     keys = key * (_MASK_PIECE >> 2) if n >= _MASK_PIECE else (key * ((n >> 2) + 1))[:n]
     k = int.from_bytes(keys, "little")
     for i in range(0, n, _MASK_PIECE):

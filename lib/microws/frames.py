@@ -56,13 +56,11 @@ def encode_header(opcode, length, fin=True, mask_key=None):
 
 
 if _mask_native is not None:
-
-    def apply_mask(buf, key):
-        """XOR a writable buffer in place with the 4-byte mask ``key``."""
-        _mask_native(buf, len(buf), key)
-
+    # apply_mask(buf, n, key): XOR the first n bytes of a writable buffer in place
+    # with the 4-byte mask key (no wrapper: one call less per frame).
+    apply_mask = _mask_native
 else:  # CPython, or a port without viper
-    from .fallbacks import apply_mask  # noqa: F401 (the name protocol and masking import)
+    from .fallbacks import apply_mask  # noqa: F401 (the name protocol imports)
 
 
 class Utf8Stream:

@@ -1,6 +1,6 @@
 """Sans-I/O WebSocket connection state machine (RFC 6455 sections 5-7).
 
-Bytes in: ``receive_data(data)`` (or, for large payloads, ``payload_view()`` +
+Bytes in: ``receive_data(data[, n])`` (or, for large payloads, ``payload_view()`` +
 ``payload_received(n)`` so the I/O layer can read straight into the message
 buffer). Events out: ``events`` is a list of ``(opcode, data)`` — OP_TEXT (str),
 OP_BINARY (bytes-like), OP_PING, OP_PONG (bytes), OP_CLOSE ((code, reason)).
@@ -22,7 +22,6 @@ from .frames import (
     OP_CONT,
     OP_PING,
     OP_PONG,
-    OP_TEXT,
     Utf8Stream,
     apply_mask,
     build_close,
@@ -40,6 +39,11 @@ except ImportError:  # CPython
 
 
 _WHOLE_PAYLOAD = sys.implementation.name == "micropython"
+
+# frames.OP_TEXT again, for the per-message path: MicroPython inlines a const() only
+# in the module that declares it; an imported name is a dictionary lookup at every
+# use. (A test checks the copies match.)
+OP_TEXT = const(1)
 
 OPEN = const(1)
 CLOSING = const(2)
@@ -77,7 +81,7 @@ class Protocol:
     want = 0
     _room = None
     # A frame whose payload arrives in pieces: [buffer, filled, fin, opcode, mask key].
-    _pl = None
+    partial = None
     # A fragmented message in progress: [opcode, parts, size, Utf8Stream or None].
     _msg = None
     # WRITE_CHUNK bytes to mask big client frames into, made on the first one.
@@ -88,6 +92,8 @@ class Protocol:
             self.client = True
         if max_size != 65536:
             self.max_size = max_size
+        self.state = OPEN
+        self.failed = False
 
     def _event(self, event):
         if self.events:
@@ -103,25 +109,16 @@ class Protocol:
 
     # ---- input -------------------------------------------------------------
 
-    def receive_data(self, data):
-        """Feed bytes from the peer; parse every complete frame into ``events``."""
-        if self.state == CLOSED or self.failed:
-            return
-        try:
-            self._receive(data)
-        except ProtocolError as e:
-            self.fail(e.code, str(e))
-
     def payload_view(self):
         """A writable view the I/O layer may read the current large payload into, or None."""
-        pl = self._pl
+        pl = self.partial
         if pl is None:
             return None
         return memoryview(pl[0])[pl[1] :]
 
     def payload_received(self, n):
         """``n`` bytes were read into ``payload_view()``."""
-        pl = self._pl
+        pl = self.partial
         pl[1] += n
         if pl[1] == len(pl[0]):
             try:
@@ -147,88 +144,104 @@ class Protocol:
             if self.close_rcvd is None:
                 self._event((OP_CLOSE, (CLOSE_ABNORMAL, "")))
 
-    def _receive(self, data):
-        n = len(data)
+    def receive_data(self, data, n=-1):
+        """Feed bytes from the peer (the first ``n`` of ``data`` when given); parse
+        every complete frame into ``events``."""
+        # One function, few attribute reads per frame: this runs for every message.
+        if self.state == CLOSED or self.failed:
+            return
+        if n < 0:
+            n = len(data)
         i = 0
-        pl = self._pl
-        if pl is not None:  # finish the partial payload first
-            k = len(pl[0]) - pl[1]
-            if k > n:
-                k = n
-            pl[0][pl[1] : pl[1] + k] = data[:k]
-            self.payload_received(k)
-            i = k
-            if i == n:
-                return
-        buf = data
-        if self._buf:
-            buf = self._buf + bytes(data[i:])
-            i = 0
-            n = len(buf)
-            self._buf = b""
-        client = self.client
-        msg_none = self._msg is None
-        while n - i >= 2 and not self.failed and self.state != CLOSED:
-            b0 = buf[i]
-            b1 = buf[i + 1]
-            op = b0 & 0x0F
-            ln = b1 & 0x7F
-            hl = 2
-            if ln == 126:
-                hl = 4
-                if n - i < 4:
+        try:
+            pl = self.partial
+            if pl is not None:  # finish the partial payload first
+                k = len(pl[0]) - pl[1]
+                if k > n:
+                    k = n
+                pl[0][pl[1] : pl[1] + k] = data[:k]
+                self.payload_received(k)
+                i = k
+                if i == n or self.failed or self.state == CLOSED:
+                    return
+            buf = data
+            if self._buf:
+                buf = self._buf + bytes(data[i:n])
+                i = 0
+                n = len(buf)
+                self._buf = b""
+            client = self.client
+            max_size = self.max_size
+            msg_none = self._msg is None
+            while n - i >= 2:
+                b0 = buf[i]
+                b1 = buf[i + 1]
+                op = b0 & 0x0F
+                ln = b1 & 0x7F
+                hl = 2
+                if ln == 126:
+                    hl = 4
+                    if n - i < 4:
+                        break
+                    ln = (buf[i + 2] << 8) | buf[i + 3]
+                elif ln == 127:
+                    hl = 10
+                    if n - i < 10:
+                        break
+                    ln = int.from_bytes(buf[i + 2 : i + 10], "big")
+                masked = b1 & 0x80
+                if masked:
+                    hl += 4
+                if n - i < hl:
                     break
-                ln = (buf[i + 2] << 8) | buf[i + 3]
-            elif ln == 127:
-                hl = 10
-                if n - i < 10:
-                    break
-                ln = int.from_bytes(buf[i + 2 : i + 10], "big")
-            masked = b1 & 0x80
-            if masked:
-                hl += 4
-            if n - i < hl:
-                break
-            # Fast path for the usual frame (whole text/binary, masked as it must be,
-            # not inside a fragmented message, within max_size); anything else gets
-            # the full check.
-            fast = (b0 == 0x81 or b0 == 0x82) and (not masked) == client and msg_none and ln <= self.max_size
-            if not fast:
-                self._check_header(b0, op, ln, masked, hl)
-            start = i + hl
-            key = buf[start - 4 : start] if masked else None
-            if n - start >= ln:
-                i = start + ln
-                if key is not None:
-                    pl = bytearray(buf[start:i])
-                    apply_mask(pl, key)
-                elif client:
-                    pl = bytes(buf[start:i])
-                else:
-                    pl = buf[start:i]
-                if fast and self.close_rcvd is None:  # the usual frame: _frame() reduced to its end
-                    self._event((op, decode_text(pl) if op == OP_TEXT else pl))
-                else:
-                    self._frame(b0 & 0x80, op, pl)
-                    msg_none = self._msg is None
-            else:  # partial payload: allocate it once (size already checked), fill as it comes
-                pl = self._room
-                if pl is not None:
-                    self._room = None
-                else:
-                    try:
-                        pl = bytearray(ln)
-                    except MemoryError:
-                        # Keep the header; the I/O layer tries again from a shallow stack.
-                        self.want = ln
-                        self._buf = bytes(buf[i:])
-                        return
-                k = n - start
-                pl[:k] = buf[start:n]
-                self._pl = [pl, k, b0 & 0x80, op, bytes(key) if key is not None else None]
-                return
-        if i < n and not self.failed:
-            self._buf = bytes(buf[i:])
+                # Fast path for the usual frame (whole text/binary, masked as it must be,
+                # not inside a fragmented message, within max_size); anything else gets
+                # the full check.
+                fast = (b0 == 0x81 or b0 == 0x82) and (not masked) == client and msg_none and ln <= max_size
+                if not fast:
+                    self._check_header(b0, op, ln, masked, hl)
+                start = i + hl
+                key = buf[start - 4 : start] if masked else None
+                if n - start >= ln:
+                    i = start + ln
+                    if key is not None:
+                        pl = bytearray(buf[start:i])
+                        apply_mask(pl, ln, key)
+                    elif client:
+                        pl = bytes(buf[start:i])
+                    else:
+                        pl = buf[start:i]
+                    if fast:  # the usual frame: _frame() reduced to its end
+                        ev = (op, decode_text(pl) if op == OP_TEXT else pl)
+                        if self.events:
+                            self.events.append(ev)
+                        else:
+                            self.events = [ev]
+                    else:
+                        self._frame(b0 & 0x80, op, pl)
+                        if self.state == CLOSED:  # a close frame: nothing after it counts
+                            break
+                        msg_none = self._msg is None
+                else:  # partial payload: allocate it once (size already checked), fill as it comes
+                    pl = self._room
+                    if pl is not None:
+                        self._room = None
+                    else:
+                        try:
+                            pl = bytearray(ln)
+                        except MemoryError:
+                            # Keep the header; the I/O layer tries again from a shallow stack.
+                            self.want = ln
+                            self._buf = bytes(buf[i:n])
+                            return
+                    k = n - start
+                    pl[:k] = buf[start:n]
+                    self.partial = [pl, k, b0 & 0x80, op, bytes(key) if key is not None else None]
+                    return
+            if i < n:
+                self._buf = bytes(buf[i:n])
+        except ProtocolError as e:
+            self.fail(e.code, str(e))
 
     def _check_header(self, b0, op, ln, masked, hl):
         if b0 & 0x70:
@@ -258,10 +271,10 @@ class Protocol:
             raise PayloadTooBig("message larger than max_size=%d" % self.max_size)
 
     def _payload_complete(self):
-        buf, _, fin, op, key = self._pl  # pyright: ignore[reportGeneralTypeIssues]
-        self._pl = None
+        buf, _, fin, op, key = self.partial  # pyright: ignore[reportGeneralTypeIssues]
+        self.partial = None
         if key is not None:
-            apply_mask(buf, key)
+            apply_mask(buf, len(buf), key)
         self._frame(fin, op, buf)
 
     def _frame(self, fin, op, pl):
@@ -315,26 +328,45 @@ class Protocol:
     # ---- output ------------------------------------------------------------
 
     def send_frame(self, op, data, fin=True):
-        """Queue one frame. ``data`` is bytes-like (str already encoded)."""
-        n = len(data)
+        """Queue one frame. ``data`` is bytes-like (str already encoded).
+
+        True when ``out`` now holds just this frame, in one buffer: the caller may
+        write it at once.
+        """
+        # Few locals on purpose: a MicroPython function whose locals and stack need
+        # more than 11 slots gets its frame from the heap on every call.
         if self.client:
-            key = os.urandom(4)
-            if n <= MASK_WHOLE:  # one buffer, one write; bigger ones are masked chunk by chunk
-                hdr = encode_header(op, n, fin, key)
-                frame = bytearray(len(hdr) + n)
-                h = len(hdr)
-                frame[:h] = hdr
-                frame[h:] = data
-                apply_mask(memoryview(frame)[h:], key)
-                self._emit(frame)
-            else:
-                self._emit(self._masked_chunks(encode_header(op, n, fin, key), data, key))
-        elif n < 126 and fin and not self.out:  # the usual small frame: no helper calls
-            self.out = [bytes((0x80 | op, n)) + data]
-        elif n <= WRITE_CHUNK:
+            return self._send_masked(op, data, fin)
+        n = len(data)
+        if n < 126 and fin and not self.out:  # the usual small frame: one buffer, no helpers
+            frame = bytearray(n + 2)
+            frame[0] = 0x80 | op
+            frame[1] = n
+            frame[2:] = data
+            self.out = [frame]
+            return True
+        if n <= WRITE_CHUNK:
             self._emit(encode_header(op, n, fin) + data if n else encode_header(op, 0, fin))
         else:
             self._emit(_plain_chunks(encode_header(op, n, fin), data))
+        return False
+
+    def _send_masked(self, op, data, fin):
+        n = len(data)
+        key = os.urandom(4)
+        if n > MASK_WHOLE:  # masked chunk by chunk as it is written
+            self._emit(self._masked_chunks(encode_header(op, n, fin, key), data, key))
+            return False
+        # One buffer, one write.
+        hdr = encode_header(op, n, fin, key)
+        frame = bytearray(len(hdr) + n)
+        h = len(hdr)
+        frame[:h] = hdr
+        frame[h:] = data
+        apply_mask(memoryview(frame)[h:], n, key)
+        alone = not self.out
+        self._emit(frame)
+        return alone
 
     def _masked_chunks(self, hdr, data, key):
         # The header goes out with the first chunk. Chunks are consumed one after the
@@ -353,7 +385,7 @@ class Protocol:
             k = min(WRITE_CHUNK - h, n - i)
             mv[h : h + k] = src[i : i + k]
             r = i & 3  # mask phase at payload offset i
-            apply_mask(mv[h : h + k], key[r:] + key[:r] if r else key)
+            apply_mask(mv[h : h + k], k, key[r:] + key[:r] if r else key)
             yield mv[: h + k]
             i += k
             h = 0
@@ -370,7 +402,7 @@ class Protocol:
     def fail(self, code, reason=""):
         """Fail the connection (RFC 6455 7.1.7): send a close with ``code``, then stop reading."""
         self.failed = True
-        self._pl = None
+        self.partial = None
         self._buf = b""
         self.send_close(code, reason)
         if self.close_rcvd is None:

@@ -61,19 +61,19 @@ def test_mask_matches_byte_by_byte_xor_at_every_alignment_and_length():
                 base = bytearray((i * 7 + 3) & 0xFF for i in range(n + offset + 5))
                 before = bytes(base)
                 expected = bytes(base[offset + i] ^ key[i & 3] for i in range(n))
-                view = memoryview(base)[offset : offset + n]
-                apply_mask(view, key)
-                assert bytes(view) == expected, (offset, n)
-                # Nothing outside the view is touched.
+                view = memoryview(base)[offset:]
+                apply_mask(view, n, key)
+                assert bytes(view[:n]) == expected, (offset, n)
+                # Nothing outside those n bytes is touched.
                 assert base[:offset] == before[:offset] and base[offset + n :] == before[offset + n :]
 
 
 def test_mask_twice_restores_payload():
     data = bytearray(b"The quick brown fox jumps over the lazy dog" * 100)
     orig = bytes(data)
-    apply_mask(data, b"\x01\x02\x03\x04")
+    apply_mask(data, len(data), b"\x01\x02\x03\x04")
     assert bytes(data) != orig
-    apply_mask(data, b"\x01\x02\x03\x04")
+    apply_mask(data, len(data), b"\x01\x02\x03\x04")
     assert bytes(data) == orig
 
 
@@ -151,3 +151,16 @@ def test_plain_python_utf8_fallback_agrees_with_the_rules():
         state = utf8_scan(text[:cut], cut, 0)
         assert state >= 0
         assert utf8_scan(text[cut:], len(text) - cut, state) == 0, cut
+
+
+def test_constants_declared_again_for_inlining_match_their_originals():
+    # protocol and connection declare the constants they use on every message again,
+    # as const() (MicroPython inlines only a module's own); they must not drift.
+    import microws.connection as connection
+    import microws.frames as frames
+    import microws.protocol as protocol
+
+    for module in (protocol, connection):
+        assert module.OP_TEXT == frames.OP_TEXT
+    assert connection.OP_BINARY == frames.OP_BINARY and connection.OP_PONG == frames.OP_PONG
+    assert connection.OPEN == protocol.OPEN and connection.CLOSED == protocol.CLOSED
