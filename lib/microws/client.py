@@ -85,7 +85,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
         writer.write(build_request(hosthdr, resource, key, subprotocols, headers))
         await writer.drain()
         head, leftover = await asyncio.wait_for(read_http_head(reader), open_timeout)
-        _, proto = check_response(head, key, subprotocols)
+        answer, proto = check_response(head, key, subprotocols)
     except BaseException:
         writer.close()
         try:
@@ -98,7 +98,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
         writer,
         True,
         path=resource,
-        head=app_headers(head),
+        head=app_headers(answer),
         subprotocol=proto,
         leftover=leftover,
         **options,

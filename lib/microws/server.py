@@ -143,7 +143,7 @@ class Server:
             writer,
             False,
             path=request.path,
-            head=app_headers(head),
+            head=app_headers(request.headers),
             subprotocol=subprotocol,
             max_size=opt["max_size"],
             max_queue=opt["max_queue"],

@@ -301,3 +301,4 @@ async def test_default_max_size_is_64k_on_micropython_and_1mib_on_cpython():
         else:
             assert (await wp.read_frame(r))[2] == bytes(65537)
         await wp.close_raw(w)
+
