@@ -8,7 +8,7 @@ and jitter, yielding each new connection.
 import asyncio
 import os
 
-from .connection import MICROPYTHON, WebSocket, read_http_head, set_nodelay
+from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay
 from .errors import ConnectionClosed, InvalidHandshake
 from .handshake import app_headers
 from .handshake_client import build_request, check_response, make_key
@@ -111,7 +111,7 @@ class connect:
     Parameters: ``subprotocols`` (list offered), ``headers`` (dict or pairs of
     extra request headers, e.g. Authorization, Origin), ``ssl`` (an SSLContext
     for wss; default verifies on CPython, encrypts without verifying on boards),
-    ``max_size`` (largest message accepted, else close 1009), ``max_queue``,
+    ``max_size`` (largest message accepted, else close 1009; None: no limit), ``max_queue``,
     ``ping_interval`` / ``ping_timeout`` (keepalive seconds; None disables),
     ``open_timeout``, ``close_timeout``. With ``reconnect=True`` use it as
     ``async for ws in connect(url, reconnect=True)``: on failure or close it
@@ -124,7 +124,7 @@ class connect:
         subprotocols=None,
         headers=None,
         ssl=None,
-        max_size=None,
+        max_size=DEFAULT_MAX_SIZE,
         max_queue=16,
         ping_interval=20,
         ping_timeout=20,

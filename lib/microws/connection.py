@@ -36,8 +36,10 @@ CLOSED = const(3)
 MICROPYTHON = sys.implementation.name == "micropython"
 _BYTES_LIKE = (bytes, bytearray, memoryview)  # sent as binary
 # Largest message accepted unless max_size says otherwise: what a board's heap can take,
-# and on CPython the 1 MiB that `websockets` users expect.
+# and on CPython the 1 MiB that `websockets` users expect. max_size=None: no limit (as
+# in `websockets`), i.e. the largest length a frame header can carry here.
 DEFAULT_MAX_SIZE = 65536 if MICROPYTHON else 1 << 20
+NO_LIMIT = 0x3FFFFFFF if MICROPYTHON else (1 << 63) - 1  # a small int on 32-bit boards
 
 
 def _scratch_size():
@@ -78,7 +80,7 @@ class WebSocket:
     path = "/"
     subprotocol = None
 
-    def __init__(self, reader, writer, client, path="/", head=b"", subprotocol=None, max_size=None,
+    def __init__(self, reader, writer, client, path="/", head=b"", subprotocol=None, max_size=DEFAULT_MAX_SIZE,
                  max_queue=16, ping_interval=None, ping_timeout=None, close_timeout=10, leftover=b""):
         self._reader = reader
         self._writer = writer
@@ -87,7 +89,7 @@ class WebSocket:
         self._head = head  # raw header lines; parsed into a dict on first use of .headers
         if subprotocol is not None:
             self.subprotocol = subprotocol
-        self.proto = Protocol(client, DEFAULT_MAX_SIZE if max_size is None else max_size)
+        self.proto = Protocol(client, NO_LIMIT if max_size is None else max_size)
         self._messages = []
         if max_queue != 16:
             self.max_queue = max_queue

@@ -7,7 +7,7 @@ its WebSocket route. A failing handler closes only its own connection (1011).
 import asyncio
 import sys
 
-from .connection import MICROPYTHON, WebSocket, read_http_head, set_nodelay
+from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay
 from .errors import ConnectionClosed, InvalidHandshake
 from .handshake import accept_response, app_headers, build_response, check_request, error_response, parse_request
 
@@ -244,7 +244,7 @@ async def serve(
     ssl=None,
     subprotocols=None,
     origins=None,
-    max_size=None,
+    max_size=DEFAULT_MAX_SIZE,
     max_queue=16,
     max_connections=None,
     http_handler=None,
@@ -261,6 +261,7 @@ async def serve(
     include None to allow clients that send no Origin). ``http_handler(request)``
     (sync or async) answers plain HTTP requests with ``(status, headers, body)``
     or None for 404. ``max_connections``: beyond it new clients get 503.
+    ``max_size``: largest message accepted, else close 1009 (None: no limit).
     """
     options = {
         "ssl": ssl,

@@ -302,3 +302,15 @@ async def test_default_max_size_is_64k_on_micropython_and_1mib_on_cpython():
             assert (await wp.read_frame(r))[2] == bytes(65537)
         await wp.close_raw(w)
 
+
+async def test_max_size_none_means_no_limit():
+    # As in `websockets`: None lifts the limit (a message past the default gets through).
+    from microws.connection import DEFAULT_MAX_SIZE
+
+    big = bytes(DEFAULT_MAX_SIZE + 1)
+    async with Running(max_size=None) as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(2, big))
+        assert (await wp.read_frame(r))[2] == big
+        await wp.close_raw(w)
+
