@@ -21,6 +21,7 @@ class Running:
         self.handler = handler
         self.kw = kw
         self.closed = []  # (code, reason) each handler saw at the end
+        self.ended = asyncio.Event()  # set when a handler has ended
 
     async def __aenter__(self):
         async def wrapped(ws):
@@ -28,6 +29,7 @@ class Running:
                 await self.handler(ws)
             finally:
                 self.closed.append((ws.close_code, ws.close_reason))
+                self.ended.set()
 
         self.srv = await microws.serve(wrapped, "127.0.0.1", 0, **self.kw)
         self.port = self.srv.port
@@ -175,10 +177,7 @@ async def test_abrupt_tcp_close_gives_1006():
         await wp.send(w, wp.frame(1, "a"))
         assert (await wp.read_frame(r))[2] == b"a"
         await wp.close_raw(w)
-        for _ in range(200):
-            if s.closed:
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(s.ended.wait(), 5)
     assert s.closed == [(1006, "")]
 
 
@@ -219,15 +218,21 @@ async def test_keepalive_answered_keeps_the_connection_open():
 
 
 async def test_server_close_says_going_away_to_every_client():
+    started = []
+    all_in = asyncio.Event()
+
     async def handler(ws):
+        started.append(ws)  # the server lists a connection before its handler runs
+        if len(started) == 3:
+            all_in.set()
         await ws.recv()
 
     srv = await microws.serve(handler, "127.0.0.1", 0)
     conns = []
     for _ in range(3):
         conns.append(await wp.ws_raw(srv.port))
-    while len(srv.connections) < 3:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(all_in.wait(), 5)
+    assert len(srv.connections) == 3
     srv.close()
     for r, w in conns:
         assert await wp.read_close(r) == 1001
@@ -275,13 +280,15 @@ async def test_wss_echo_with_a_self_signed_certificate():
 
 
 async def test_wait_closed_cancels_handlers_stuck_elsewhere():
+    entered = asyncio.Event()
+
     async def stuck(ws):
+        entered.set()
         await asyncio.Event().wait()  # never reads, never returns
 
     srv = await microws.serve(stuck, "127.0.0.1", 0, close_timeout=0.2)
     r, w = await wp.ws_raw(srv.port)
-    while not srv.connections:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(entered.wait(), 5)
     srv.close()
     assert await wp.read_close(r) == 1001
     await wp.send(w, wp.frame(8, wp.close_payload(1001)))
