@@ -37,33 +37,47 @@ def parse_head(head, has_start=True):
 
     Repeated headers are joined with ", ". Enforces the line and count limits.
     """
-    try:
-        text = head.decode()
-    except UnicodeError:
-        raise InvalidHandshake("head is not valid text", 400)
-    lines = text.split("\r\n")
-    if not has_start:
-        lines.insert(0, "")
-    start = lines[0]
-    if len(start) > MAX_LINE:
-        raise InvalidHandshake("start line too long", 414)
+    # Line by line from the bytes: the whole head is never held a second time as text
+    # (a list of every line), which is what a handshake's peak heap is made of.
+    end = len(head)
+    i = 0
+    start = ""
+    if has_start:
+        i = head.find(b"\r\n")
+        if i < 0:
+            i = end
+        if i > MAX_LINE:
+            raise InvalidHandshake("start line too long", 414)
+        start = _text(head[:i])
+        i += 2
     headers = {}
     count = 0
-    for line in lines[1:]:
-        if not line:
-            continue
-        count += 1
-        if count > MAX_HEADERS:
-            raise InvalidHandshake("too many headers", 431)
-        colon = line.find(":")
-        if colon <= 0 or line[0] in " \t":
-            raise InvalidHandshake("malformed header line", 400)
-        name = line[:colon].strip().lower()
-        # Usually "name: value": slice past the space, so strip() has nothing to copy.
-        value = line[colon + 2 if line[colon + 1 : colon + 2] == " " else colon + 1 :].strip()
-        old = headers.get(name)
-        headers[name] = value if old is None else old + ", " + value
+    while i < end:
+        j = head.find(b"\r\n", i)
+        if j < 0:
+            j = end
+        if j > i:
+            count += 1
+            if count > MAX_HEADERS:
+                raise InvalidHandshake("too many headers", 431)
+            line = _text(head[i:j])
+            colon = line.find(":")
+            if colon <= 0 or line[0] in " \t":
+                raise InvalidHandshake("malformed header line", 400)
+            name = line[:colon].strip().lower()
+            # Usually "name: value": slice past the space, so strip() has nothing to copy.
+            value = line[colon + 2 if line[colon + 1 : colon + 2] == " " else colon + 1 :].strip()
+            old = headers.get(name)
+            headers[name] = value if old is None else old + ", " + value
+        i = j + 2
     return start, headers
+
+
+def _text(line):
+    try:
+        return line.decode()
+    except UnicodeError:
+        raise InvalidHandshake("head is not valid text", 400)
 
 
 class Request:
