@@ -214,15 +214,11 @@ class WebSocket:
         p = self.proto
         if p.close_sent is not None or p.state == CLOSED:
             self._check_sendable()  # raises the right ConnectionClosed
+        # send_frame says when this frame alone is queued, in one buffer: no need for
+        # _write_now's checks before writing it.
         if p.send_frame(op, message) and not self._writing:
-            # This frame alone is queued, in one buffer: write it now (write() takes
-            # it all or keeps the rest for drain(); no other writer can interleave).
-            w = self._writer
-            frame = p.out[0]  # pyright: ignore[reportGeneralTypeIssues] (a list now)
-            p.out = ()
             try:
-                w.write(frame)
-                if not (w.out_buf if MICROPYTHON else _needs_drain(w)):  # pyright: ignore
+                if self._write_lone():
                     return
             except OSError:
                 await self._lost()
@@ -294,9 +290,16 @@ class WebSocket:
         out = self.proto.out
         if self._writing or len(out) != 1 or hasattr(out[0], "send"):
             return False
-        self.proto.out = ()
+        return self._write_lone()
+
+    def _write_lone(self):
+        # out holds one buffer and nobody else is writing: write() is atomic (it takes
+        # it all or keeps the rest for drain()). True when no drain is needed.
+        p = self.proto
+        buf = p.out[0]  # pyright: ignore[reportGeneralTypeIssues] (a list here)
+        p.out = ()
         w = self._writer
-        w.write(out[0])
+        w.write(buf)
         return not _needs_drain(w)
 
     async def _flush(self):
@@ -506,13 +509,18 @@ if MICROPYTHON:
             off += w.s.write(mv[off:]) or 0
 
 
-def _needs_drain(w):
-    # MicroPython: when write() left bytes in out_buf. CPython: drain() only matters for
-    # flow control, once the transport buffers a lot.
-    if MICROPYTHON:
-        return bool(w.out_buf)
-    t = w.transport  # a lost connection is only reported by drain()
-    return t.get_write_buffer_size() >= 65536 or t.is_closing()
+if MICROPYTHON:
+
+    def _needs_drain(w):
+        # When write() left bytes in out_buf. (One per platform: checked per message.)
+        return w.out_buf
+
+else:
+
+    def _needs_drain(w):
+        # drain() only matters for flow control, once the transport buffers a lot.
+        t = w.transport  # a lost connection is only reported by drain()
+        return t.get_write_buffer_size() >= 65536 or t.is_closing()
 
 
 def set_nodelay(sock):

@@ -212,6 +212,7 @@ class Protocol:
                     else:
                         pl = buf[start:i]
                     if fast:  # the usual frame: _frame() reduced to its end
+                        # _event() inlined: the call is 1.4% of a message's instructions.
                         ev = (op, decode_text(pl) if op == OP_TEXT else pl)
                         if self.events:
                             self.events.append(ev)
