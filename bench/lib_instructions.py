@@ -1,7 +1,7 @@
 """Instructions per 64-byte ping-pong message on the server: microws against raw TCP.
 
 CPU time on a shared machine moves 10-30% from run to run (see "Library speed"); the
-number of instructions the server executes per message does not (+-0.1% here), so
+number of instructions the server executes per message does not (within 0.5% here), so
 this is the figure to compare two versions of the library with. Each server runs
 under valgrind's cachegrind (user-space instructions only: the system calls, the
 same for both servers, are not counted) twice, for N1 and N2 round trips; the
@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 
-from harness import MICROWS_LIB, command, free_port, masked_frame, payload_of, tcp_open, ws_open
+from harness import MICROWS_LIB, command, free_port, masked_frame, payload_of, recv_exact, tcp_open, ws_open
 
 N1, N2 = 500, 2500
 TIMEOUT = 120
@@ -45,14 +45,11 @@ def _instructions(kind, lib, n):
         buf = memoryview(bytearray(reply))
         for _ in range(n):
             s.sendall(out)
-            got = 0
-            while got < reply:
-                k = s.recv_into(buf[got:])
-                if not k:
-                    raise RuntimeError("%s server closed the connection" % kind)
-                got += k
+            recv_exact(s, buf)
         s.close()
-        proc.send_signal(signal.SIGINT)  # a clean exit, so cachegrind prints its totals
+        # SIGTERM: valgrind prints its totals for a killed process too (SIGINT, a
+        # KeyboardInterrupt inside MicroPython, sometimes left the server running).
+        proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=TIMEOUT)
     finally:
         if proc.poll() is None:
