@@ -72,15 +72,16 @@ async def relay_output(proc, prefix):
         print("%s %s" % (prefix, raw.decode(errors="replace").rstrip()), flush=True)
 
 
-async def stop_process(proc):
-    """Ctrl-C a child, kill it if it does not exit in time."""
+async def stop_process(proc, timeout=STOP_TIMEOUT):
+    """Ctrl-C a child, kill it if it does not exit in ``timeout`` s; returns its exit code."""
     if proc.returncode is None:
         proc.send_signal(signal.SIGINT)
         try:
-            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            await asyncio.wait_for(proc.wait(), timeout)
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
+    return proc.returncode
 
 
 async def demo(host, port, count, interval):

@@ -7,7 +7,6 @@ the node produced and the bridge acked must be there exactly once.
 
 import asyncio
 import json
-import signal
 import socket
 import urllib.request
 
@@ -15,7 +14,7 @@ from bridge_support import free_port
 from node_helpers import fields, node_config, run, status
 from tcp_proxy import TcpProxy
 
-from microws_host.demo import MICROWS
+from microws_host.demo import MICROWS, stop_process
 from microws_host.simulator import SimBoard
 
 
@@ -56,15 +55,8 @@ async def read_until(proc, needle, timeout):
     return await asyncio.wait_for(scan(), timeout)
 
 
-async def stop(proc, timeout=10):
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-    return proc.returncode
+async def stop(proc):
+    return await stop_process(proc, 10)  # demo's own stop, with room for a slow CI machine
 
 
 def history_ts(base, dev):
