@@ -3,8 +3,8 @@
     python fast_peer.py raw PORT     plain TCP echo
     python fast_peer.py ws PORT      WebSocket echo (server side of RFC 6455)
 
-Blocking sockets, one thread per connection, big buffered reads, C unmasking
-(``websockets.speedups``) and one ``sendall`` per echoed frame.
+Blocking sockets, one thread per connection, reads into one preallocated buffer,
+C unmasking (``websockets.speedups``) and one ``sendmsg`` per echoed frame.
 """
 
 import base64
@@ -29,14 +29,46 @@ def raw_echo(conn):
         conn.sendall(mv[:n])
 
 
+class Reader:
+    """Buffered reads into one preallocated buffer (grown for bigger frames): a view of
+    the next ``n`` bytes costs no copy, only the recv_into() that fills it."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.buf = bytearray(1 << 21)
+        self.mv = memoryview(self.buf)
+        self.start = self.end = 0
+
+    def take(self, n):
+        """A view of the next ``n`` bytes (valid until the next call), or None at EOF."""
+        if self.end - self.start < n:
+            have = self.end - self.start
+            if len(self.buf) - self.start < n:  # move the partial rest to the front
+                if len(self.buf) < n:
+                    self.buf = bytearray(max(n, 2 * len(self.buf)))
+                    old, self.mv = self.mv, memoryview(self.buf)
+                    self.mv[:have] = old[self.start : self.end]
+                else:
+                    self.mv[:have] = bytes(self.mv[self.start : self.end])
+                self.start, self.end = 0, have
+            while self.end - self.start < n:
+                k = self.conn.recv_into(self.mv[self.end :])
+                if not k:
+                    return None
+                self.end += k
+        view = self.mv[self.start : self.start + n]
+        self.start += n
+        return view
+
+
 def ws_echo(conn):
-    f = conn.makefile("rb", buffering=1 << 20)
+    f = conn.makefile("rb", buffering=0)
     head = b""
     while not head.endswith(b"\r\n\r\n"):
-        line = f.readline()
-        if not line:
+        c = f.read(1)  # byte by byte: nothing past the head is consumed here
+        if not c:
             return
-        head += line
+        head += c
     key = b""
     for line in head.split(b"\r\n"):
         name, _, value = line.partition(b":")
@@ -47,20 +79,23 @@ def ws_echo(conn):
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
     )
+    r = Reader(conn)
     while True:
-        hdr = f.read(2)
-        if len(hdr) < 2:
+        hdr = r.take(2)
+        if hdr is None:
             return
-        op = hdr[0] & 0x0F
-        n = hdr[1] & 0x7F
+        b0, b1 = hdr[0], hdr[1]
+        op = b0 & 0x0F
+        n = b1 & 0x7F
         if n == 126:
-            n = struct.unpack("!H", f.read(2))[0]
+            n = struct.unpack("!H", r.take(2))[0]
         elif n == 127:
-            n = struct.unpack("!Q", f.read(8))[0]
-        key = f.read(4) if hdr[1] & 0x80 else None
-        payload = f.read(n)
-        if key is not None:
-            payload = apply_mask(payload, key)
+            n = struct.unpack("!Q", r.take(8))[0]
+        key = bytes(r.take(4)) if b1 & 0x80 else None
+        payload = r.take(n)
+        if payload is None:
+            return
+        payload = apply_mask(payload, key) if key is not None else bytes(payload)
         if op == 9:  # ping -> pong
             op = 10
         if n < 126:
@@ -69,7 +104,9 @@ def ws_echo(conn):
             out = struct.pack("!BBH", 0x80 | op, 126, n)
         else:
             out = struct.pack("!BBQ", 0x80 | op, 127, n)
-        conn.sendall(out + payload)
+        sent = conn.sendmsg([out, payload])  # header and payload in one call, no join
+        if sent < len(out) + n:
+            conn.sendall(memoryview(out + payload)[sent:])
         if op == 8:  # close echoed: server closes TCP first
             return
 

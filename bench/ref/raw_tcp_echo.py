@@ -1,7 +1,7 @@
 """Raw-TCP asyncio echo in MicroPython: the ceiling for the library benchmarks (no framing).
 
     micropython raw_tcp_echo.py server PORT
-    micropython raw_tcp_echo.py client PORT SIZE SECONDS   (echo SIZE-byte blocks, print JSON)
+    micropython raw_tcp_echo.py client PORT SIZE SECONDS [fresh]   (echo SIZE-byte blocks, print JSON)
 
 The server reads into one shared preallocated buffer and writes each chunk straight back
 (skipping drain() when the kernel took everything, as microws does); the client
@@ -53,7 +53,9 @@ async def server(port):
         await asyncio.sleep(3600)
 
 
-async def client(port, size, seconds):
+async def client(port, size, seconds, fresh=False):
+    # fresh: read each echo into a new buffer, as a WebSocket recv() that returns the
+    # message must; on MicroPython that costs a garbage collection per big message.
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     nodelay(writer.s)
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
@@ -63,6 +65,9 @@ async def client(port, size, seconds):
     while True:
         writer.write(payload)
         await writer.drain()
+        if fresh:
+            buf = bytearray(size)
+            mv = memoryview(buf)
         got = 0
         while got < size:
             k = await reader.readinto(mv[got:])
@@ -82,4 +87,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "server":
         asyncio.run(server(int(sys.argv[2])))
     else:
-        asyncio.run(client(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))
+        asyncio.run(client(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5:] == ["fresh"]))

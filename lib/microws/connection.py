@@ -14,7 +14,7 @@ import sys
 from .errors import ConnectionClosedError, InvalidHandshake, closed_error
 from .frames import CLOSE_ABNORMAL
 from .handshake import MAX_HEAD_SIZE, parse_head
-from .protocol import Protocol
+from .protocol import ROOMY_HEAP, Protocol
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -42,22 +42,15 @@ DEFAULT_MAX_SIZE = 65536 if MICROPYTHON else 1 << 20
 NO_LIMIT = 0x3FFFFFFF if MICROPYTHON else (1 << 63) - 1  # a small int on 32-bit boards
 
 
-def _scratch_size():
-    # 2 KiB where the heap is roomy: pipelined small messages are then parsed ~29 per
-    # read instead of ~7, 17% less CPU per message. 512 B on a board-sized heap,
-    # where 1.5 KiB decides whether a reconnect finds memory (the node at 96 KiB).
-    if not MICROPYTHON:
-        return 512  # CPython reads with read(), not into this buffer
-    import gc
-
-    return 2048 if gc.mem_free() + gc.mem_alloc() >= 512 * 1024 else 512  # pyright: ignore
-
+# Where the heap is roomy, 2 KiB: pipelined small messages are then parsed ~29 per
+# read instead of ~7, 17% less CPU per message. 512 B on a board-sized heap, where
+# 1.5 KiB decides whether a reconnect finds memory (the node at 96 KiB).
+_SCRATCH_SIZE = 2048 if MICROPYTHON and ROOMY_HEAP else 512  # CPython reads with read()
 
 # One read buffer shared by every connection (MicroPython): readinto() fills it on
 # resume and the data is parsed before the next await, so no two tasks overlap.
-_SCRATCH = bytearray(_scratch_size())
+_SCRATCH = bytearray(_SCRATCH_SIZE)
 _SCRATCH_MV = memoryview(_SCRATCH)
-del _scratch_size  # run once: its bytecode need not stay in the heap
 
 
 class WebSocket:

@@ -7,7 +7,7 @@ events and the bytes microws would send.
 from wirepeer import close_payload, frame
 
 from microws.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
-from microws.protocol import CLOSED, CLOSING, MASK_WHOLE, OPEN, WRITE_CHUNK, Protocol
+from microws.protocol import CLOSED, CLOSING, ONE_BUFFER, OPEN, WRITE_CHUNK, Protocol
 
 
 def server(max_size=65536):
@@ -119,7 +119,7 @@ def test_server_frames_are_never_masked():
 
 
 def test_large_frames_are_written_in_chunks_with_correct_bytes():
-    payload = bytes(range(256)) * ((MASK_WHOLE + 3 * WRITE_CHUNK) // 256 + 3)
+    payload = bytes(range(256)) * ((ONE_BUFFER + 3 * WRITE_CHUNK) // 256 + 3)
     for p in (client(), server()):
         p.send_frame(OP_BINARY, payload)
         assert not isinstance(p.out[0], (bytes, bytearray))  # a generator of chunks
@@ -128,7 +128,7 @@ def test_large_frames_are_written_in_chunks_with_correct_bytes():
 
 def test_big_client_frames_queued_together_share_the_mask_buffer_correctly():
     # Sizes around the chunking edges: 16-bit and 64-bit lengths, odd mask phases.
-    sizes = (MASK_WHOLE + 1, WRITE_CHUNK * 2 - 3, 70001, WRITE_CHUNK * 4 + 7)
+    sizes = (ONE_BUFFER + 1, WRITE_CHUNK * 2 - 3, 70001, WRITE_CHUNK + 7)
     p = client()
     payloads = [bytes((i * 7 + k) & 0xFF for i in range(n)) for k, n in enumerate(sizes)]
     for payload in payloads:
