@@ -100,7 +100,7 @@ class Protocol:
     partial = None
     # A fragmented message in progress: [opcode, parts, size, Utf8Stream or None].
     _msg = None
-    # WRITE_CHUNK bytes to mask big client frames into, made on the first one.
+    # WRITE_CHUNK (+ a header) bytes to mask big client frames into, made on the first one.
     _mask_buf = None
 
     def __init__(self, client, max_size=65536):
@@ -386,12 +386,14 @@ class Protocol:
         return alone
 
     def _masked_chunks(self, hdr, data, key):
-        # The header goes out with the first chunk. Chunks are consumed one after the
-        # other (the writer sends or copies each before asking for the next), so one
-        # buffer serves every big frame of this connection.
+        # The header (at most 14 bytes) goes out with the first chunk, so a 64 KiB
+        # message is one write. Chunks are consumed one after the other (the writer
+        # sends or copies each before asking for the next), so one buffer serves every
+        # big frame of this connection. Every chunk starts at a payload offset that is
+        # a multiple of WRITE_CHUNK, hence of 4: the mask key never needs rotating.
         buf = self._mask_buf
         if buf is None:
-            buf = self._mask_buf = bytearray(WRITE_CHUNK)
+            buf = self._mask_buf = bytearray(WRITE_CHUNK + 14)
         mv = memoryview(buf)
         src = memoryview(data)
         n = len(src)
@@ -399,10 +401,9 @@ class Protocol:
         mv[:h] = hdr
         i = 0
         while i < n:
-            k = min(WRITE_CHUNK - h, n - i)
+            k = min(WRITE_CHUNK, n - i)
             mv[h : h + k] = src[i : i + k]
-            r = i & 3  # mask phase at payload offset i
-            apply_mask(mv[h : h + k], k, key[r:] + key[:r] if r else key)
+            apply_mask(mv[h : h + k], k, key)
             yield mv[: h + k]
             i += k
             h = 0
