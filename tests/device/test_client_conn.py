@@ -268,13 +268,24 @@ async def test_reconnecting_iterator_backs_off_while_the_server_is_down():
     srv.close()
     await srv.wait_closed()
     conn = microws.connect("ws://127.0.0.1:%d/" % port, reconnect=True, backoff_min=0.01, backoff_max=0.04)
+    # Wait for the fifth failed attempt (an event, not a timed window: a loaded
+    # machine only makes this take longer).
+    tried = asyncio.Event()
+    calls = [0]
+    open_once = conn._open
+
+    async def counted_open():
+        try:
+            return await open_once()
+        finally:
+            calls[0] += 1
+            if calls[0] >= 5:
+                tried.set()
+
+    conn._open = counted_open
     task = asyncio.create_task(conn.__aiter__().__anext__())
     try:
-        # Counted, not timed: a loaded machine only makes this take longer (bounded).
-        for _ in range(1000):
-            if conn.attempts >= 5 or task.done():
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(tried.wait(), 10)
         assert not task.done(), "connected to a closed port"
         assert conn.attempts >= 5  # kept retrying
         assert conn._delay == 0.04  # 0.01 doubling, capped at backoff_max
