@@ -9,7 +9,8 @@ import sys
 
 from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay
 from .errors import ConnectionClosed, InvalidHandshake
-from .handshake import accept_response, app_headers, build_response, check_request, error_response, parse_request
+from .handshake import app_headers
+from .handshake_server import accept_response, check_request, parse_request
 
 
 def _print_exc(e):
@@ -116,13 +117,17 @@ class Server:
         """Read and answer the upgrade; returns (WebSocket, handler) or (None, None) when answered otherwise."""
         opt = self._opt
         if self._closing or (opt["max_connections"] and len(self.connections) >= opt["max_connections"]):
+            from .responses import build_response
+
             await _respond(writer, build_response(503, [("Retry-After", "1")], "too many connections\n"))
             return None, None
         try:
             head, leftover = await asyncio.wait_for(read_http_head(reader), opt["handshake_timeout"])
             request = parse_request(head)
             if not request.is_upgrade() and opt["http_handler"] is not None:
-                await _respond(writer, await _http_response(opt["http_handler"], request))
+                from .responses import http_response
+
+                await _respond(writer, await http_response(opt["http_handler"], request))
                 return None, None
             handler = self._handler
             if isinstance(handler, dict):
@@ -131,6 +136,8 @@ class Server:
                     raise InvalidHandshake("no WebSocket route for this path", 404)
             accept, subprotocol = check_request(request, opt["subprotocols"], opt["origins"])
         except InvalidHandshake as e:
+            from .responses import error_response
+
             await _respond(writer, error_response(e))
             return None, None
         except (asyncio.TimeoutError, OSError, EOFError):
@@ -194,16 +201,6 @@ class Server:
     async def __aexit__(self, *exc):
         self.close()
         await self.wait_closed()
-
-
-async def _http_response(http_handler, request):
-    result = http_handler(request)
-    if hasattr(result, "send"):  # a coroutine
-        result = await result
-    if result is None:
-        return build_response(404, [("Content-Type", "text/plain")], "not found\n")
-    status, headers, body = result
-    return build_response(status, headers, body)
 
 
 async def _respond(writer, data):

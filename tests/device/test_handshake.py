@@ -4,7 +4,8 @@ from devtest import raises
 from wirepeer import upgrade_request
 
 from microws.errors import InvalidHandshake
-from microws.handshake import app_headers, check_request, parse_head, parse_request
+from microws.handshake import app_headers, parse_head
+from microws.handshake_server import check_request, parse_request
 
 
 def test_header_names_are_case_insensitive_and_repeats_are_joined():

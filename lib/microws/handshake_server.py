@@ -1,0 +1,77 @@
+"""Sans-I/O opening handshake, server side: parse and check the upgrade request, the 101 answer."""
+
+import binascii
+
+from .errors import InvalidHandshake
+from .handshake import accept_key, header_tokens, parse_head
+
+
+class Request:
+    """A parsed HTTP request head: ``method``, ``path`` (with query), ``headers``."""
+
+    def __init__(self, method, path, headers):
+        self.method = method
+        self.path = path
+        self.headers = headers
+
+    def is_upgrade(self):
+        """True when the client asks for a WebSocket upgrade."""
+        h = self.headers
+        return "websocket" in header_tokens(h.get("upgrade")) and "upgrade" in header_tokens(h.get("connection"))
+
+
+def parse_request(head):
+    """Parse a request head into a Request; InvalidHandshake(400/414/431) on abuse."""
+    start, headers = parse_head(head)
+    parts = start.split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise InvalidHandshake("malformed request line", 400)
+    if parts[2] != "HTTP/1.1":
+        raise InvalidHandshake("HTTP/1.1 required", 400)
+    return Request(parts[0], parts[1], headers)
+
+
+def check_request(request, subprotocols=None, origins=None):
+    """Validate a client upgrade; returns (accept value, chosen subprotocol or None)."""
+    h = request.headers
+    if request.method != "GET":
+        raise InvalidHandshake("WebSocket upgrade needs GET", 405)
+    if "websocket" not in header_tokens(h.get("upgrade")):
+        raise InvalidHandshake("missing 'Upgrade: websocket'", 426)
+    if "upgrade" not in header_tokens(h.get("connection")):
+        raise InvalidHandshake("missing 'Connection: Upgrade'", 400)
+    if "host" not in h:
+        raise InvalidHandshake("missing Host", 400)
+    if h.get("sec-websocket-version") != "13":
+        raise InvalidHandshake("unsupported Sec-WebSocket-Version", 426)
+    key = h.get("sec-websocket-key", "")
+    try:
+        raw = binascii.a2b_base64(key)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16 or "," in key:
+        raise InvalidHandshake("invalid Sec-WebSocket-Key", 400)
+    if origins is not None:
+        origin = h.get("origin")
+        if origin not in origins:
+            raise InvalidHandshake("origin %r not allowed" % origin, 403)
+    chosen = None
+    if subprotocols:
+        for p in header_tokens(h.get("sec-websocket-protocol")):
+            for mine in subprotocols:
+                if p == mine.lower():
+                    chosen = mine
+                    break
+            if chosen:
+                break
+    return accept_key(key), chosen
+
+
+def accept_response(accept, subprotocol=None):
+    """The 101 response bytes completing a server-side handshake."""
+    # One format, not responses.build_response's list of lines: fewer temporaries per connection.
+    proto = "Sec-WebSocket-Protocol: %s\r\n" % subprotocol if subprotocol else ""
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: %s\r\n%s\r\n" % (accept, proto)
+    ).encode()
