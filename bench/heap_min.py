@@ -2,7 +2,8 @@
 
 Prints, for the current lib/microws:
 - total .mpy size of the library (per file too);
-- heap that ``import microws`` takes (gc.mem_alloc delta);
+- heap that ``import microws`` takes (gc.mem_alloc delta), and ``microws.server`` /
+  ``microws.client``, loaded from files and executed in place from a ROMFS image;
 - heap per idle open connection on the server (gc.mem_alloc delta for N idle / N);
 - the smallest ``-X heapsize`` (binary search, 1 KiB steps) for an echo server doing
   1 connection x 100 echoes, for one holding 8 connections doing echoes, and for a
@@ -15,6 +16,8 @@ within 64 KB; library <= 16 KB of .mpy.
 
 import argparse
 import asyncio
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +34,7 @@ from websockets.asyncio.server import serve  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 MICROPYTHON = str(ROOT / ".venv" / "bin" / "micropython")
+MPREMOTE = ROOT / ".venv" / "bin" / "mpremote"
 TRIAL_TIMEOUT = 20
 IDLE_N = 16
 KIB = 1024
@@ -121,6 +125,34 @@ async def import_cost(mpy_dir):
     return int(line.split()[1])
 
 
+async def import_heaps(mpy_dir, in_place):
+    """{module: heap its import takes} for microws.server and microws.client (asyncio
+    loaded first). ``in_place``: from a ROMFS image (``mpremote romfs build``) mounted
+    with ``vfs.VfsRom``, whose bytecode runs where it lies, as on a board with a ROM
+    partition; the image itself sits in this heap but before the measurement."""
+    src = mpy_dir
+    mount = ""
+    if in_place:
+        img = Path(mpy_dir) / "lib.romfs"
+        tree = Path(mpy_dir) / "romfs"
+        tree.mkdir(exist_ok=True)
+        shutil.copytree(Path(mpy_dir) / "microws", tree / "microws", dirs_exist_ok=True)
+        build = [str(MPREMOTE), "romfs", "--no-mpy", "-o", str(img), "build", str(tree)]
+        subprocess.run(build, check=True, capture_output=True)
+        mount = "import vfs\nf = open(%r, 'rb'); img = f.read(); f.close()\n" % str(img)
+        mount += "vfs.mount(vfs.VfsRom(img), '/rom')\n"
+        src = "/rom"
+    out = {}
+    for mod in ("server", "client"):
+        code = "import sys, gc, asyncio, socket, select\n" + mount + "sys.path.insert(0, %r)\n" % src
+        code += "gc.collect(); a = gc.mem_alloc()\nimport microws.%s\n" % mod
+        code += "gc.collect(); print('IMPORT', gc.mem_alloc() - a)"
+        argv = [MICROPYTHON, "-X", "heapsize=256k", "-c", code]  # < 512 KiB: a board's buffers
+        async with await Peer.start(argv, env=mp_env(), cwd="/", port_timeout=None) as peer:
+            out[mod] = int((await peer.expect("IMPORT ", 20)).split()[1])
+    return out
+
+
 async def idle_cost(mpy_dir, n=IDLE_N):
     """gc.mem_alloc() delta on the server for ``n`` idle open connections, divided by n."""
     argv = [MICROPYTHON, "-X", "heapsize=1m", "-m", "echo_server"]
@@ -152,6 +184,10 @@ async def main(quick):
         for name, size in sorted(sizes.items()):
             print("  %-28s %6d" % (name, size))
         print("heap taken by `import microws`: %d bytes" % await import_cost(tmp))
+        files, rom = await import_heaps(tmp, False), await import_heaps(tmp, True)
+        for mod in files:
+            print("heap taken by `import microws.%s`: %d bytes; executed in place from ROMFS: %d bytes"
+                  % (mod, files[mod], rom[mod]))
         per = await idle_cost(tmp)
         print("heap per idle server connection: %.0f bytes (N=%d, target <= 1536)" % (per, IDLE_N))
         if quick:

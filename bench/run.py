@@ -9,7 +9,7 @@ core 0. Every figure is measured in this run against references measured in this
 run; the table shows the ratios (microws / reference) and whether the issue's
 targets are met. JSON goes to bench/results/lib.json; ``--readme`` also rewrites
 the "## Library speed" section of bench/README.md (other sections are kept).
-The other scripts (bench/bridge_*.py, bench/heap_min.py) run afterwards as they are.
+The other scripts (bench/bridge_*.py, bench/heap_*.py) run afterwards as they are.
 """
 
 import argparse
@@ -137,7 +137,7 @@ def write_readme(text):
 
 def run_others():
     """The other engineers' bench scripts, each in its own process on every core."""
-    scripts = sorted(harness.BENCH.glob("bridge_*.py")) + sorted(harness.BENCH.glob("heap_min.py"))
+    scripts = sorted(harness.BENCH.glob("bridge_*.py")) + sorted(harness.BENCH.glob("heap_*.py"))
     every_core = set(range(os.cpu_count() or 1))
     failed = 0
     for script in scripts:
@@ -163,7 +163,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="rounds per figure (the best counts)")
     ap.add_argument("--only", default=",".join(SUITES), help="library suites to run: echo,client,handshake")
     ap.add_argument("--readme", action="store_true", help="write the figures into bench/README.md")
-    ap.add_argument("--lib-only", action="store_true", help="skip bench/bridge_*.py and bench/heap_min.py")
+    ap.add_argument("--lib-only", action="store_true", help="skip bench/bridge_*.py and bench/heap_*.py")
     ap.add_argument("--head", action="store_true", help="measure lib/ as committed at HEAD, not the working tree")
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
