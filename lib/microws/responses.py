@@ -4,7 +4,8 @@ Imported on first use: a server whose clients all upgrade never loads it (heap).
 """
 
 REASONS = {101: "Switching Protocols", 200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           426: "Upgrade Required", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+           405: "Method Not Allowed", 414: "URI Too Long", 426: "Upgrade Required",
+           431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
 def build_response(status, headers=None, body=None):
@@ -24,11 +25,13 @@ def build_response(status, headers=None, body=None):
 
 
 def error_response(err):
-    """Response bytes for a failed handshake (426 also names the version we speak)."""
+    """Response bytes for a failed handshake (426 also names the version we speak, 405 the method)."""
     headers = [("Content-Type", "text/plain")]
     if err.status == 426:
         headers.append(("Sec-WebSocket-Version", "13"))
         headers.append(("Upgrade", "websocket"))
+    elif err.status == 405:
+        headers.append(("Allow", "GET"))  # RFC 9110 15.5.6: a 405 must list what is allowed
     return build_response(err.status, headers, str(err) + "\n")
 
 

@@ -65,7 +65,8 @@ async def test_bad_requests_get_4xx():
         assert (await status_of(port, wp.upgrade_request(connection=None)))[0] == 400
         assert (await status_of(port, wp.upgrade_request(host=None)))[0] == 400
         post = wp.upgrade_request().replace(b"GET ", b"POST ", 1)
-        assert (await status_of(port, post))[0] == 405
+        status, h = await status_of(port, post)
+        assert status == 405 and h["allow"] == "GET", h
         http10 = wp.upgrade_request().replace(b"HTTP/1.1", b"HTTP/1.0", 1)
         assert (await status_of(port, http10))[0] == 400
         assert (await status_of(port, b"garbage\r\n\r\n"))[0] == 400
