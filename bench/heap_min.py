@@ -114,15 +114,14 @@ async def smallest(trial, lo=8 * KIB, hi=512 * KIB):
     return hi * KIB
 
 
+async def _probe(argv, env, cwd):
+    async with await Peer.start(argv, env=env, cwd=cwd, port_timeout=None) as peer:
+        return int((await peer.expect("IMPORT ", 20)).split()[1])
+
+
 async def import_cost(mpy_dir):
-    code = (
-        "import gc, asyncio, socket, hashlib, binascii, os, struct; gc.collect(); a = gc.mem_alloc()\n"
-        "import microws; gc.collect(); print('IMPORT', gc.mem_alloc() - a)"
-    )
-    peer = await Peer.start([MICROPYTHON, "-c", code], env=mp_env(mpy_dir), cwd=mpy_dir, port_timeout=None)
-    async with peer:
-        line = await peer.expect("IMPORT ", 20)
-    return int(line.split()[1])
+    code = mpylib.import_probe("microws", setup="import asyncio, socket, hashlib, binascii, os, struct\n")
+    return await _probe([MICROPYTHON, "-c", code], mp_env(mpy_dir), mpy_dir)
 
 
 async def import_heaps(mpy_dir, in_place):
@@ -144,12 +143,9 @@ async def import_heaps(mpy_dir, in_place):
         src = "/rom"
     out = {}
     for mod in ("server", "client"):
-        code = "import sys, gc, asyncio, socket, select\n" + mount + "sys.path.insert(0, %r)\n" % src
-        code += "gc.collect(); a = gc.mem_alloc()\nimport microws.%s\n" % mod
-        code += "gc.collect(); print('IMPORT', gc.mem_alloc() - a)"
+        code = mpylib.import_probe("microws." + mod, src, "import asyncio, socket, select\n" + mount)
         argv = [MICROPYTHON, "-X", "heapsize=256k", "-c", code]  # < 512 KiB: a board's buffers
-        async with await Peer.start(argv, env=mp_env(), cwd="/", port_timeout=None) as peer:
-            out[mod] = int((await peer.expect("IMPORT ", 20)).split()[1])
+        out[mod] = await _probe(argv, mp_env(), "/")
     return out
 
 

