@@ -50,6 +50,8 @@ _SCRATCH_SIZE = 2048 if MICROPYTHON and ROOMY_HEAP else 512  # CPython reads wit
 # One read buffer shared by every connection (MicroPython): readinto() fills it on
 # resume and the data is parsed before the next await, so no two tasks overlap.
 _SCRATCH = bytearray(_SCRATCH_SIZE)
+# A failed server connection closes TCP once the peer has sent nothing for this long.
+_QUIET = 0.2
 _SCRATCH_MV = memoryview(_SCRATCH)
 
 
@@ -387,8 +389,11 @@ class WebSocket:
                 await self._flush()
             except ConnectionClosedError:
                 pass  # the peer is gone; the state says so
-        if p.state == CLOSED and (p.failed or not p.client or p.eof):
-            await self._close_tcp()
+        if p.state == CLOSED:
+            if p.failed and not p.eof:
+                await self._finish()
+            elif not p.client or p.eof:
+                await self._close_tcp()
 
     async def _make_room(self):
         # The protocol could not allocate a big payload buffer. Often the last big
@@ -443,16 +448,22 @@ class WebSocket:
 
     async def _read_until_closed(self):
         p = self.proto
-        while p.state != CLOSED or (p.client and not p.eof and not p.failed):
+        while p.state != CLOSED or (not p.eof and (p.client or p.failed)):
             if p.state == CLOSED:
                 # Client: the server closes TCP first (RFC 6455 7.1.1); wait for EOF.
+                # Failed: drop what the peer still sends until it hangs up or goes quiet:
+                # closing with unread bytes makes TCP send a reset, and the peer may
+                # then lose our close frame (and with it the close code).
                 while self._reading:
                     await self._wait_turn()
                 if p.eof:
                     break
                 self._reading = True
+                read = self._reader.readinto(_SCRATCH) if MICROPYTHON else self._reader.read(4096)
                 try:
-                    n = await (self._reader.readinto(_SCRATCH) if MICROPYTHON else self._reader.read(4096))
+                    n = await (read if p.client else asyncio.wait_for(read, _QUIET))
+                except asyncio.TimeoutError:
+                    break
                 except (OSError, EOFError):
                     n = 0
                 finally:

@@ -107,7 +107,7 @@ class Protocol:
     _room = None
     # A frame whose payload arrives in pieces: [buffer, filled, fin, opcode, mask key].
     partial = None
-    # A fragmented message in progress: [opcode, parts, size, Utf8Stream or None].
+    # A fragmented message in progress: [opcode, buffer, bytes used in it, Utf8Stream or None].
     _msg = None
     # WRITE_CHUNK (+ a header) bytes to mask big client frames into, made on the first one.
     _mask_buf = None
@@ -150,6 +150,8 @@ class Protocol:
                 self._payload_complete()
             except ProtocolError as e:
                 self.fail(e.code, str(e))
+            except MemoryError:
+                self._no_memory()
 
     def payload_room(self, buf):
         """The ``want``-byte buffer the I/O layer made, or None if it could not (1009)."""
@@ -270,6 +272,13 @@ class Protocol:
                 self._buf = bytes(buf[i:n])
         except ProtocolError as e:
             self.fail(e.code, str(e))
+        except MemoryError:
+            self._no_memory()
+
+    def _no_memory(self):
+        # A message that fits max_size but not the heap (a text message needs its bytes
+        # and its str; a fragmented one its parts and their join): too big for us, 1009.
+        self.fail(CLOSE_TOO_BIG, "message too big for free memory")
 
     def _check_header(self, b0, op, ln, masked, hl):
         if b0 & 0x70:
@@ -313,15 +322,15 @@ class Protocol:
             return  # data after the peer's close: ignore
         if op == OP_CONT:
             msg = self._msg
-            op, parts, _, utf8 = msg  # pyright: ignore[reportGeneralTypeIssues]
-            parts.append(pl)
-            msg[2] += len(pl)
+            op, _, _, utf8 = msg  # pyright: ignore[reportGeneralTypeIssues]
+            _add_fragment(msg, pl, self.max_size)
             if utf8 is not None and not utf8.feed(pl, fin):
                 raise ProtocolError("invalid UTF-8 in text", 1007)
             if not fin:
                 return
             self._msg = None
-            pl = parts[0] if len(parts) == 1 else b"".join(parts)
+            pl = msg[1]
+            pl[msg[2] :] = b""  # the unused end (no copy; the memory stays with it)
             if op == OP_TEXT:  # validated fragment by fragment already
                 self._event((op, str(pl, "utf-8")))
                 return
@@ -331,7 +340,7 @@ class Protocol:
                 utf8 = Utf8Stream()
                 if not utf8.feed(pl):
                     raise ProtocolError("invalid UTF-8 in text", 1007)
-            self._msg = [op, [pl], len(pl), utf8]
+            self._msg = [op, pl if type(pl) is bytearray else bytearray(pl), len(pl), utf8]
             return
         if op == OP_TEXT:
             self._event((op, decode_text(pl)))
@@ -437,6 +446,25 @@ class Protocol:
         if self.close_rcvd is None:
             self._event((OP_CLOSE, (code, reason)))
         self.state = CLOSED
+
+
+def _add_fragment(msg, pl, max_size):
+    # Fragments are copied into one buffer that doubles when full (never beyond
+    # max_size): a fragment per object, then a join, would cost 2x the message, more
+    # in object headers when fragments are small, and the scattered pieces leave no
+    # room for the joined one; growing by each fragment would move it every time.
+    buf = msg[1]
+    used = msg[2]
+    end = used + len(pl)
+    if end > len(buf):
+        grown = buf
+        n = max(min(2 * len(buf), max_size), end)
+        if n > _COLLECT_ABOVE:
+            gc.collect()
+        buf = msg[1] = bytearray(n)
+        buf[:used] = memoryview(grown)[:used]
+    buf[used:end] = pl
+    msg[2] = end
 
 
 def _plain_chunks(hdr, data):

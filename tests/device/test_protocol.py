@@ -380,6 +380,41 @@ def test_payload_buffer_that_cannot_be_made_anywhere_fails_1009():
         del protocol.bytearray
 
 
+def test_message_within_max_size_but_not_within_memory_fails_1009():
+    # A text message needs its bytes and its str; when the str cannot be made (a full
+    # heap), the connection fails with 1009 instead of the error escaping to the handler.
+    import microws.protocol as protocol
+
+    def no_memory(payload):
+        raise MemoryError("test: no room for the str")
+
+    decode_text = protocol.decode_text
+    for chunked in (False, True):
+        protocol.decode_text = no_memory
+        try:
+            p = server(max_size=1 << 20)
+            wire = frame(OP_TEXT, "x" * 3000) + frame(OP_PING, b"after")
+            if chunked:  # the payload arrives in pieces, completed by payload_received
+                p.receive_data(wire[:100])
+                p.receive_data(wire[100:])
+            else:
+                p.receive_data(wire)
+            assert p.state == CLOSED and p.failed, chunked
+            assert p.events == [(OP_CLOSE, (1009, "message too big for free memory"))], p.events
+            assert close_code_sent(p) == 1009  # and no pong: nothing after the failure counts
+        finally:
+            protocol.decode_text = decode_text
+
+
+def test_fragments_are_reassembled_into_one_buffer_of_the_exact_size():
+    for op, parts in ((OP_BINARY, [b"a" * 70, b"", b"b" * 3000, b"c"]), (OP_TEXT, ["é" * 40, "ü", "x" * 500])):
+        p = server(max_size=1 << 20)
+        wire = b"".join(frame(op if i == 0 else 0, d, fin=i == len(parts) - 1) for i, d in enumerate(parts))
+        p.receive_data(wire)
+        joined = "".join(parts) if op == OP_TEXT else b"".join(parts)
+        assert p.events == [(op, joined)], p.events
+
+
 def test_oversize_fragmented_message_fails_1009():
     p = server(max_size=1000)
     p.receive_data(frame(OP_BINARY, b"x" * 600, fin=False))

@@ -76,6 +76,24 @@ async def test_protocol_error_sends_1002_and_closes_tcp_and_server_keeps_serving
     assert s.closed[0][0] == 1002
 
 
+async def test_a_peer_still_sending_after_its_bad_frame_still_gets_the_close_code():
+    # Closing TCP with unread bytes makes the kernel answer with a reset, and the peer
+    # may then lose the close frame (asyncio does). The failed server drops what the
+    # peer still sends until it goes quiet, then closes.
+    async with Running() as s:
+        r, w = await wp.ws_raw(s.port)
+        tail = wp.frame(9, b"p" * 120) * 3  # sent after the bad frame, a byte at a time
+        await wp.send(w, wp.frame(1, "x", rsv=2))
+        for i in range(len(tail)):
+            w.write(tail[i : i + 1])
+            await w.drain()
+        assert await wp.read_close(r) == 1002
+        await wp.send(w, wp.frame(8, wp.close_payload(1002)))
+        assert await asyncio.wait_for(wp.read_eof(r), 5)
+        await wp.close_raw(w)
+    assert s.closed[0][0] == 1002
+
+
 async def test_send_to_a_peer_that_vanished_raises_connection_closed_1006_and_server_keeps_serving():
     # The client drops TCP without a close frame while the handler keeps sending:
     # the handler gets ConnectionClosedError 1006 (not a bare OSError from the socket).
