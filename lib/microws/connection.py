@@ -50,9 +50,9 @@ _SCRATCH_SIZE = 2048 if MICROPYTHON and ROOMY_HEAP else 512  # CPython reads wit
 # One read buffer shared by every connection (MicroPython): readinto() fills it on
 # resume and the data is parsed before the next await, so no two tasks overlap.
 _SCRATCH = bytearray(_SCRATCH_SIZE)
+_SCRATCH_MV = memoryview(_SCRATCH)
 # A failed server connection closes TCP once the peer has sent nothing for this long.
 _QUIET = 0.2
-_SCRATCH_MV = memoryview(_SCRATCH)
 
 
 class WebSocket:

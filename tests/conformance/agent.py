@@ -21,8 +21,7 @@ async def echo(ws):
 async def serve(max_size):
     server = await microws.serve(echo, "127.0.0.1", 0, max_size=max_size)
     print("PORT", server.port)
-    while True:
-        await asyncio.sleep(3600)
+    await asyncio.Event().wait()  # serve until the test kills the process
 
 
 async def client_case(url, max_size):

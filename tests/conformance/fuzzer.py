@@ -2,10 +2,11 @@
 
 Plays the WebSocket *client* against the agent's server (``role="server"``) or the
 WebSocket *server* against the agent's client (``role="client"``), sends exactly the
-bytes a case asks for (invalid ones included, chopped as asked), and records what
+bytes a case asks for (invalid ones included, chopped as asked; frames built by
+tests/device/wirepeer.py), and records what
 comes back: messages, pongs, the close frame, when TCP ended, and every breach of
 RFC 6455 by the agent (mask bit, RSV bits, reserved opcodes, control frame rules,
-frames after its close, text that is not UTF-8). Runs in CPython; framing here is
+frames after its close, text that is not UTF-8). Runs in CPython; its framing is
 written from the RFC, independent of lib/microws.
 """
 
@@ -16,41 +17,11 @@ import os
 import socket
 import struct
 
+import wirepeer
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_WAIT = 5.0  # seconds an agent gets to answer or send a close
 END_WAIT = 5.0  # seconds an agent's server gets to close TCP after the close handshake
-
-
-def mask_bytes(payload, key):
-    n = len(payload)
-    if not n:
-        return b""
-    keys = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(keys, "little")).to_bytes(n, "little")
-
-
-def build_frame(op, payload=b"", fin=True, rsv=0, mask=False):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    n = len(payload)
-    head = bytes(((0x80 if fin else 0) | (rsv << 4) | op,))
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes((mbit | n,))
-    elif n < 65536:
-        head += bytes((mbit | 126,)) + struct.pack("!H", n)
-    else:
-        head += bytes((mbit | 127,)) + struct.pack("!Q", n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + mask_bytes(payload, key)
-
-
-def close_body(code=None, reason=b""):
-    if code is None:
-        return b""
-    return struct.pack("!H", code) + (reason.encode() if isinstance(reason, str) else reason)
 
 
 class Pipe(asyncio.Protocol):
@@ -144,7 +115,7 @@ class Wire:
     # -- sending ---------------------------------------------------------------------
 
     def frame(self, op, payload=b"", fin=True, rsv=0):
-        return build_frame(op, payload, fin, rsv, mask=self.masks)
+        return wirepeer.frame(op, payload, fin, mask=self.masks, rsv=rsv)
 
     async def send(self, *frames, chop=None):
         """Write ``frames``: in one write, one write per frame (``"frame"``) or in ``chop``-byte writes.
@@ -245,7 +216,7 @@ class Wire:
         key = await self.pipe.readexactly(4) if masked else None
         payload = await self.pipe.readexactly(n) if n else b""
         if key:
-            payload = mask_bytes(payload, key)
+            payload = wirepeer.xor_with_key(payload, key)
         return bool(head[0] & 0x80), (head[0] >> 4) & 7, head[0] & 0x0F, masked, payload
 
     def _got_message(self, op, data):
@@ -279,13 +250,14 @@ class Wire:
         when it is the server, within END_WAIT seconds.
         """
         if not self.sent_close and not self.ended():
-            await self.send(self.frame(8, close_body(1000)))
+            await self.send(self.frame(8, wirepeer.close_payload(1000)))
         if not await self.until(self.ended, CLOSE_WAIT):
             self.violations.append("no close frame within %ss" % CLOSE_WAIT)
         elif self.close is None:
             self.notes.append("TCP ended without a close frame")
         elif not self.sent_close:
-            await self.send(self.frame(8, close_body(self.close[0])))
+            code = self.close[0]  # None: the agent's close was empty, so is ours
+            await self.send(self.frame(8, b"" if code is None else wirepeer.close_payload(code)))
         if self.masks:  # the agent is the server: it closes TCP first (RFC 6455 7.1.1)
             if not await self.until(lambda: self.eof, END_WAIT):
                 self.violations.append("agent's server kept TCP open %ss after the close handshake" % END_WAIT)

@@ -31,11 +31,11 @@ def frame(op, payload=b"", fin=True, mask=True, rsv=0, key=None):
     if not mask:
         return hdr + payload
     key = key or os.urandom(4)
-    body = bytes(payload[i] ^ key[i & 3] for i in range(n)) if n < 4096 else _xor(payload, key)
+    body = bytes(payload[i] ^ key[i & 3] for i in range(n)) if n < 4096 else xor_with_key(payload, key)
     return hdr + key + body
 
 
-def _xor(payload, key):
+def xor_with_key(payload, key):
     # 4 KiB at a time: big-int XOR of a whole large payload would not fit a small heap.
     out = bytearray(len(payload))
     keys = key * 1024
@@ -72,7 +72,7 @@ async def read_frame(reader, expect_masked=False):
     key = await read_exact(reader, 4) if masked else None
     payload = await read_exact(reader, n) if n else b""
     if masked:
-        payload = _xor(payload, key)
+        payload = xor_with_key(payload, key)
     assert bool(masked) == expect_masked, "mask bit %s, expected %s" % (bool(masked), expect_masked)
     return fin, op, payload, bool(masked)
 
