@@ -186,7 +186,9 @@ class connect:
                 self._delay = 0
                 self.attempts = 0
                 return self._ws
-            except (OSError, InvalidHandshake, ConnectionClosed, asyncio.TimeoutError, EOFError):
+            # MemoryError too: on a board a fragmented heap often has room again after
+            # the wait (what was freed meanwhile is collected).
+            except (OSError, InvalidHandshake, ConnectionClosed, asyncio.TimeoutError, EOFError, MemoryError):
                 self.attempts += 1
                 self._delay = min(self.backoff_max, self._delay * 2 if self._delay else self.backoff_min)
         # not reached

@@ -5,7 +5,7 @@ Imported on first use: a server whose clients all upgrade never loads it (heap).
 
 REASONS = {101: "Switching Protocols", 200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 414: "URI Too Long", 426: "Upgrade Required",
-           431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+           431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def build_response(status, headers=None, body=None):
@@ -36,11 +36,20 @@ def error_response(err):
 
 
 async def http_response(http_handler, request):
-    """Bytes answering a plain HTTP request: what ``http_handler`` returns, or 404."""
-    result = http_handler(request)
-    if hasattr(result, "send"):  # a coroutine
-        result = await result
-    if result is None:
-        return build_response(404, [("Content-Type", "text/plain")], "not found\n")
-    status, headers, body = result
-    return build_response(status, headers, body)
+    """Bytes answering a plain HTTP request: what ``http_handler`` returns, 404 for None,
+    500 when it raises (printed; the server keeps serving)."""
+    try:
+        result = http_handler(request)
+        if hasattr(result, "send"):  # a coroutine
+            result = await result
+        if result is None:
+            return build_response(404, [("Content-Type", "text/plain")], "not found\n")
+        status, headers, body = result
+        return build_response(status, headers, body)
+    except MemoryError:
+        raise  # the server answers 503 with a response that needs no heap
+    except Exception as e:
+        from .server import _print_exc
+
+        _print_exc(e)
+        return build_response(500, [("Content-Type", "text/plain")], "internal error\n")

@@ -12,14 +12,21 @@ from .errors import ConnectionClosed, InvalidHandshake
 from .handshake import app_headers
 from .handshake_server import accept_response, check_request, parse_request
 
+# The answer when the heap cannot hold one more connection: a constant, so sending it
+# allocates nothing.
+_NO_MEMORY = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
 
 def _print_exc(e):
-    if MICROPYTHON:
-        sys.print_exception(e)
-    else:
-        import traceback
+    try:
+        if MICROPYTHON:
+            sys.print_exception(e)
+        else:
+            import traceback
 
-        traceback.print_exception(type(e), e, e.__traceback__)
+            traceback.print_exception(type(e), e, e.__traceback__)
+    except MemoryError:
+        pass  # a full heap may not even hold the traceback: the server goes on
 
 
 class Server:
@@ -62,32 +69,36 @@ class Server:
 
         while True:
             yield core._io_queue.queue_read(s)
+            s2 = None
             try:
                 s2, addr = s.accept()
-            except OSError:
-                continue
-            if ssl is not None:
-                try:
+                if ssl is not None:
                     s2 = ssl.wrap_socket(s2, server_side=True, do_handshake_on_connect=False)
-                except OSError:
-                    s2.close()
-                    continue
-            s2.setblocking(False)
-            set_nodelay(s2)
-            # No peername dict: it would cost ~150 B of heap per connection on a board.
-            stream = asyncio.StreamReader(s2)
-            asyncio.create_task(self._client(stream, stream))
+                s2.setblocking(False)
+                set_nodelay(s2)
+                # No peername dict: it would cost ~150 B of heap per connection on a board.
+                stream = asyncio.StreamReader(s2)
+                asyncio.create_task(self._client(stream, stream))
+            except (OSError, MemoryError) as e:
+                # This client is dropped, never the server. Out of heap: say so (503)
+                # and wait a little for connections to end, not spin on the waiting ones.
+                if s2 is not None:
+                    _drop(s2, _NO_MEMORY if isinstance(e, MemoryError) and ssl is None else b"")
+                if isinstance(e, MemoryError):
+                    await asyncio.sleep_ms(50)  # pyright: ignore[reportAttributeAccessIssue]
 
     async def _client(self, reader, writer):
         task = asyncio.current_task()
         self._tasks.add(task)
         ws = None
+        answer = b""  # for a client dropped before the upgrade
         try:
             # The handshake runs in its own coroutine so its locals are freed
             # before the (long-lived) handler runs: heap per open connection.
             ws, handler = await self._handshake(reader, writer)
             if ws is None:
                 return
+            await writer.drain()  # the 101, written by _handshake
             self.connections.add(ws)
             try:
                 await handler(ws)
@@ -102,13 +113,18 @@ class Server:
                 return
             await ws.close(1000)
         except Exception as e:  # never let one connection stop the server (MemoryError too)
+            if ws is None and isinstance(e, MemoryError):
+                answer = _NO_MEMORY  # nothing was sent yet: say why, not just hang up
             _print_exc(e)
         finally:
             if ws is not None:
                 self.connections.discard(ws)
-                await ws._close_tcp()
+                try:
+                    await ws._close_tcp()
+                except MemoryError:
+                    _drop(writer.s if MICROPYTHON else writer)
             else:  # failed before the upgrade: still close the socket
-                await _respond(writer, b"")
+                _drop(writer.s if MICROPYTHON else writer, answer)
             self._tasks.discard(task)
             if not self._tasks and self._drained is not None:
                 self._drained.set()  # wait_closed() is waiting for the last one
@@ -135,6 +151,24 @@ class Server:
                 if handler is None:
                     raise InvalidHandshake("no WebSocket route for this path", 404)
             accept, subprotocol = check_request(request, opt["subprotocols"], opt["origins"])
+            # Everything the connection needs is made before the 101 goes out: if the
+            # heap runs short, _client still answers a plain 503, not a WebSocket that
+            # closes before it was set up.
+            response = accept_response(accept, subprotocol)
+            ws = WebSocket(
+                reader,
+                writer,
+                False,
+                path=request.path,
+                head=app_headers(request.headers),
+                subprotocol=subprotocol,
+                max_size=opt["max_size"],
+                max_queue=opt["max_queue"],
+                ping_interval=opt["ping_interval"],
+                ping_timeout=opt["ping_timeout"],
+                close_timeout=opt["close_timeout"],
+                leftover=leftover,
+            )
         except InvalidHandshake as e:
             from .responses import error_response
 
@@ -143,22 +177,7 @@ class Server:
         except (asyncio.TimeoutError, OSError, EOFError):
             await _respond(writer, b"")
             return None, None
-        writer.write(accept_response(accept, subprotocol))
-        await writer.drain()
-        ws = WebSocket(
-            reader,
-            writer,
-            False,
-            path=request.path,
-            head=app_headers(request.headers),
-            subprotocol=subprotocol,
-            max_size=opt["max_size"],
-            max_queue=opt["max_queue"],
-            ping_interval=opt["ping_interval"],
-            ping_timeout=opt["ping_timeout"],
-            close_timeout=opt["close_timeout"],
-            leftover=leftover,
-        )
+        writer.write(response)  # drained by _client once ws is its own
         return ws, handler
 
     def close(self):
@@ -213,6 +232,20 @@ async def _respond(writer, data):
     try:
         writer.close()
         await writer.wait_closed()
+    except Exception:
+        pass
+
+
+def _drop(conn, data=b""):
+    # Close without a coroutine (none may fit in a full heap): ``conn`` is a socket
+    # (MicroPython) or a StreamWriter (CPython); ``data`` goes out if it fits at once.
+    try:
+        if data:
+            conn.write(data)
+    except Exception:
+        pass
+    try:
+        conn.close()
     except Exception:
         pass
 

@@ -297,6 +297,32 @@ async def test_reconnecting_iterator_backs_off_while_the_server_is_down():
             pass
 
 
+async def test_reconnecting_iterator_retries_after_running_out_of_memory():
+    # A board's heap can be too fragmented for one attempt and fine for the next: a
+    # MemoryError while connecting is a failed attempt, not the end of the iterator.
+    async def script(reader, writer):
+        await wp.send(writer, wp.frame(1, "hello", mask=False))
+        await wp.read_frame(reader, expect_masked=True)  # the client's close
+        await wp.send(writer, wp.frame(8, wp.close_payload(1000), mask=False))
+
+    async with Peer(script) as p:
+        conn = microws.connect(p.url, reconnect=True, backoff_min=0.01, ping_interval=None)
+        open_once = conn._open
+        calls = [0]
+
+        async def short_of_heap_once():
+            calls[0] += 1
+            if calls[0] == 1:
+                raise MemoryError("simulated: heap full")
+            return await open_once()
+
+        conn._open = short_of_heap_once
+        ws = await asyncio.wait_for(conn.__aiter__().__anext__(), 10)
+        assert calls[0] == 2 and conn.attempts == 0
+        assert await ws.recv() == "hello"
+        await ws.close()
+
+
 async def test_bad_urls_are_rejected_clearly():
     from devtest import raises
 

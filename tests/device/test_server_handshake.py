@@ -174,6 +174,19 @@ async def test_plain_http_hook_serves_a_page_beside_the_websocket():
     await with_server(check, http_handler=page)
 
 
+async def test_a_failing_page_handler_gets_500_and_the_server_keeps_serving():
+    def page(request):
+        if request.path == "/boom":
+            raise ValueError("page handler bug")
+        return 200, {"Content-Type": "text/plain"}, "ok"
+
+    async def check(port):
+        assert (await status_of(port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 500
+        assert (await status_of(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 200
+
+    await with_server(check, http_handler=page)
+
+
 async def test_handshake_timeout_drops_silent_clients():
     async def check(port):
         reader, writer = await wp.open_raw(port, b"GET / HTTP/1.1\r\n")  # never finishes
@@ -215,3 +228,35 @@ async def test_max_connections_answers_503_beyond_the_limit():
         await b.wait_closed()
 
     await with_server(check, handler=hold, max_connections=2)
+
+
+async def test_no_heap_for_the_handshake_gets_503_and_the_server_keeps_serving():
+    # A MemoryError while the connection is set up (here from parsing the request)
+    # answers a plain 503 instead of dropping the client without a word.
+    import microws.server as server_module
+
+    real = server_module.parse_request
+    calls = []
+
+    def short_of_heap(head):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("simulated: heap full")
+        return real(head)
+
+    server_module.parse_request = short_of_heap
+    try:
+
+        async def check(port):
+            status, h = await status_of(port, wp.upgrade_request())
+            assert status == 503 and h["retry-after"] == "1", (status, h)
+            ws = await microws.connect("ws://127.0.0.1:%d/" % port)
+            await ws.send("still serving")
+            assert await ws.recv() == "still serving"
+            await ws.close()
+
+        await with_server(check)
+    finally:
+        server_module.parse_request = real
+    assert len(calls) == 2
+

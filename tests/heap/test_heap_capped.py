@@ -24,13 +24,15 @@ import mpylib  # noqa: E402
 from peerproc import Peer, mp_env, run  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import serve  # noqa: E402
-from websockets.exceptions import ConnectionClosedError  # noqa: E402
+from websockets.exceptions import ConnectionClosedError, InvalidStatus  # noqa: E402
 
 SERVER_HEAP = "76k"  # target 64k: missed, see the module docstring
 CLIENT_HEAP = "57k"  # target 32k: missed, see the module docstring
 # For the 1 MiB test: far below the message, so allocating it would fail, and with
 # room for today's library so the test checks the 1009 path, not the import.
 LIMIT_HEAP = "192k"
+# Holds a few connections, not 40: for filling the heap on purpose.
+FULL_HEAP = "64k"
 
 
 @pytest.fixture(scope="session")
@@ -188,10 +190,44 @@ def test_server_out_of_memory_mid_request_drops_that_connection_and_keeps_servin
                     reply = await asyncio.wait_for(reader.read(), 5)  # until EOF
                 except TimeoutError:
                     raise AssertionError("server kept the connection open after a MemoryError in its handling")
-                assert reply == b"" or reply.startswith(b"HTTP/1.1 5"), reply
+                assert reply.startswith(b"HTTP/1.1 503 "), reply
             finally:
                 writer.close()
             async with connect("ws://127.0.0.1:%d/" % server.port, compression=None) as ws:
                 await _round_trips(ws, "after", 5)
+
+    run(body())
+
+
+def test_server_with_a_full_heap_answers_503_keeps_its_connections_and_serves_again(mpy_dir, micropython):
+    # Clients arrive until the heap is full. Each one the server cannot hold gets a
+    # plain 503 (a constant answer: sending it needs no heap), never a silent hang-up
+    # or a WebSocket that dies at once; those already open keep working; once they
+    # leave, new clients get in again.
+    async def body():
+        argv = _argv(micropython, FULL_HEAP, "echo_server")
+        async with await Peer.start(argv, env=mp_env(mpy_dir), cwd=mpy_dir) as server:
+            url = "ws://127.0.0.1:%d/" % server.port
+            opened, outcomes = [], []
+            for i in range(40):
+                try:
+                    ws = await connect(url, compression=None, ping_interval=None, open_timeout=5)
+                except InvalidStatus as e:
+                    outcomes.append(e.response.status_code)
+                    if outcomes[-3:] == [503] * 3:
+                        break
+                    continue
+                opened.append(ws)
+                outcomes.append("open")
+                await _round_trips(ws, "c%d" % i, 2)
+            assert 503 in outcomes, "the heap never filled (%s): lower FULL_HEAP" % outcomes
+            assert set(outcomes) == {"open", 503}, outcomes
+            for i, ws in enumerate(opened):
+                await _round_trips(ws, "again%d" % i, 2)
+                await ws.close()
+                assert ws.close_code == 1000
+            async with connect(url, compression=None) as ws:
+                await _round_trips(ws, "after", 5)
+            await server.expect("MemoryError", 10)  # printed where the heap ran out
 
     run(body())
