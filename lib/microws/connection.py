@@ -557,6 +557,8 @@ async def read_http_head(reader, limit=MAX_HEAD_SIZE):
         buf += chunk
         end = buf.find(b"\r\n\r\n", start)
         if end >= 0 and end + 4 <= limit:
+            if end + 4 == len(buf):  # the usual case: no second copy of the head
+                return buf, b""
             return buf[: end + 4], buf[end + 4 :]
         if len(buf) > limit:
             raise InvalidHandshake("request head too large", 414 if buf.find(b"\r\n") < 0 else 431)
