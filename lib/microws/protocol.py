@@ -389,13 +389,13 @@ class Protocol:
     def _send_masked(self, op, data, fin):
         n = len(data)
         key = os.urandom(4)
+        hdr = encode_header(op, n, fin, key)
         if n > ONE_BUFFER:  # masked chunk by chunk as it is written
-            self._emit(self._masked_chunks(encode_header(op, n, fin, key), data, key))
+            self._emit(self._masked_chunks(hdr, data, key))
             return False
         # One buffer, one write.
-        hdr = encode_header(op, n, fin, key)
-        frame = bytearray(len(hdr) + n)
         h = len(hdr)
+        frame = bytearray(h + n)
         frame[:h] = hdr
         frame[h:] = data
         apply_mask(memoryview(frame)[h:], n, key)

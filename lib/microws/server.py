@@ -79,13 +79,16 @@ class Server:
                 # No peername dict: it would cost ~150 B of heap per connection on a board.
                 stream = asyncio.StreamReader(s2)
                 asyncio.create_task(self._client(stream, stream))
-            except (OSError, MemoryError) as e:
-                # This client is dropped, never the server. Out of heap: say so (503)
-                # and wait a little for connections to end, not spin on the waiting ones.
+            except OSError:  # this client is dropped, never the server
                 if s2 is not None:
-                    _drop(s2, _NO_MEMORY if isinstance(e, MemoryError) and ssl is None else b"")
-                if isinstance(e, MemoryError):
-                    await asyncio.sleep_ms(50)  # pyright: ignore[reportAttributeAccessIssue]
+                    _drop(s2)
+            except MemoryError as e:
+                # Out of heap: say so (503), then wait a little for connections to end
+                # rather than spin on the clients still waiting.
+                _print_exc(e)
+                if s2 is not None:
+                    _drop(s2, b"" if ssl else _NO_MEMORY)
+                await asyncio.sleep_ms(50)  # pyright: ignore[reportAttributeAccessIssue]
 
     async def _client(self, reader, writer):
         task = asyncio.current_task()
@@ -122,9 +125,9 @@ class Server:
                 try:
                     await ws._close_tcp()
                 except MemoryError:
-                    _drop(writer.s if MICROPYTHON else writer)
-            else:  # failed before the upgrade: still close the socket
-                _drop(writer.s if MICROPYTHON else writer, answer)
+                    _drop(writer)
+            else:  # not upgraded (answered, refused or failed): close the socket here
+                _drop(writer, answer)
             self._tasks.discard(task)
             if not self._tasks and self._drained is not None:
                 self._drained.set()  # wait_closed() is waiting for the last one
@@ -175,8 +178,7 @@ class Server:
             await _respond(writer, error_response(e))
             return None, None
         except (asyncio.TimeoutError, OSError, EOFError):
-            await _respond(writer, b"")
-            return None, None
+            return None, None  # _client closes the socket
         writer.write(response)  # drained by _client once ws is its own
         return ws, handler
 
@@ -223,22 +225,19 @@ class Server:
 
 
 async def _respond(writer, data):
+    # Answer a request that is not upgraded; _client closes the socket after it.
     try:
-        if data:
-            writer.write(data)
-            await writer.drain()
+        writer.write(data)
+        await writer.drain()
     except OSError:
-        pass
-    try:
-        writer.close()
-        await writer.wait_closed()
-    except Exception:
         pass
 
 
 def _drop(conn, data=b""):
-    # Close without a coroutine (none may fit in a full heap): ``conn`` is a socket
-    # (MicroPython) or a StreamWriter (CPython); ``data`` goes out if it fits at once.
+    # Close without a coroutine (none may fit in a full heap): ``conn`` is a socket or
+    # a stream (MicroPython's Stream only closes in its coroutine wait_closed(), so its
+    # socket is closed directly); ``data`` goes out if the socket takes it at once.
+    conn = getattr(conn, "s", conn)
     try:
         if data:
             conn.write(data)

@@ -259,4 +259,3 @@ async def test_no_heap_for_the_handshake_gets_503_and_the_server_keeps_serving()
     finally:
         server_module.parse_request = real
     assert len(calls) == 2
-
