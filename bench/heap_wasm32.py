@@ -77,7 +77,8 @@ def main():
     wheel = _fetch()
     with tempfile.TemporaryDirectory() as tmp:
         mpylib.compile_to(tmp)
-        (Path(tmp) / "microws" / "speedups.mpy").unlink()  # native code: not for wasm32
+        for native in ("speedups", "bigtext"):  # native code: not for wasm32
+            (Path(tmp) / "microws" / (native + ".mpy")).unlink()
         runner = Path(tmp) / "runner.mjs"
         runner.write_text(
             RUNNER

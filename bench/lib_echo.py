@@ -3,7 +3,8 @@
 Figures (server pinned to core 0, this load generator to core 1, same run):
   - server CPU per 64-byte ping-pong message, and ping-pong messages/s;
   - pipelined 64-byte echoes/s (up to 256 in flight) and server CPU per echo;
-  - 64 KiB and 1 MiB message echo, MB/s of payload (one direction) and server CPU.
+  - 64 KiB and 1 MiB message echo, MB/s of payload (one direction) and server CPU;
+  - 1 MiB text message echo (ASCII, JSON-like): UTF-8 checked, made a str.
 The raw-TCP reference echoes the same payload sizes without framing.
 
     python bench/lib_echo.py [--seconds S]
@@ -50,15 +51,21 @@ def _close(kind, s):
         ws_close(s)
 
 
-def _message(kind, size):
+def _payload(test, size):
+    if test.endswith("text"):
+        return (b'{"t": 21.5, "rh": 40.25, "lux": 312} ' * (size // 37 + 1))[:size]
+    return payload_of(size)
+
+
+def _message(kind, size, test=""):
     """(bytes to send, bytes expected back) for one message of ``size`` payload bytes."""
-    p = payload_of(size)
+    p = _payload(test, size)
     if kind == "raw":
         return p, size
-    return masked_frame(p), server_frame_len(size)
+    return masked_frame(p, 1 if test.endswith("text") else 2), server_frame_len(size)
 
 
-TESTS = (("pingpong", 64), ("pipelined", 64), ("echo64k", 65536), ("echo1m", MIB))
+TESTS = (("pingpong", 64), ("pipelined", 64), ("echo64k", 65536), ("echo1m", MIB), ("echo1mtext", MIB))
 
 
 def _fail(res, test, e):
@@ -67,12 +74,12 @@ def _fail(res, test, e):
 
 
 def _one_round(test, kind, proc, s, seconds, size):
-    out, rl = _message(kind, size)
+    out, rl = _message(kind, size, test)
     if test == "pingpong":
         return measure(proc, pingpong, s, out, rl, seconds, size=size)
     if test == "pipelined":
         return measure(proc, pipelined, s, out, rl, seconds, size=size)
-    return measure(proc, bulk_echo, s, out, rl, seconds, payload_of(size), 2, size=size)
+    return measure(proc, bulk_echo, s, out, rl, seconds, _payload(test, size), 2, size=size)
 
 
 def bench_servers(configs, tests, seconds, rounds):
@@ -174,6 +181,15 @@ def figures(results):
             "high",
             ("raw", 0.5),
             {k: v for k, v in e1m.items() if k in KINDS},
+        ),
+        figure(
+            "server_1m_text_mbps",
+            "1 MiB text echo as server (default heap)",
+            "MB/s",
+            values(results, "echo1mtext", mbps, "high"),
+            "high",
+            ("raw", 0.5),
+            errors(results, "echo1mtext"),
         ),
         figure(
             "server_1m_3m_mbps",

@@ -251,17 +251,22 @@ class Protocol:
                             break
                         msg_none = self._msg is None
                 else:  # partial payload: allocate it once (size already checked), fill as it comes
+                    # Text gets a spare byte after its end, so that its str can be made
+                    # without a copy (frames.decode_text).
+                    room = ln + (op == OP_TEXT)
                     pl = self._room
                     if pl is not None:
                         self._room = None
                     else:
                         try:
-                            pl = _big_buffer(ln)
+                            pl = _big_buffer(room)
                         except MemoryError:
                             # Keep the header; the I/O layer tries again from a shallow stack.
-                            self.want = ln
+                            self.want = room
                             self._buf = bytes(buf[i:n])
                             return
+                    if room > ln:
+                        pl[ln:] = b""
                     k = n - start
                     pl[:k] = buf[start:n]
                     self.partial = [pl, k, b0 & 0x80, op, bytes(key) if key is not None else None]
@@ -329,8 +334,8 @@ class Protocol:
             self._msg = None
             pl = msg[1]
             pl[msg[2] :] = b""  # the unused end (no copy; the memory stays with it)
-            if op == OP_TEXT:  # validated fragment by fragment already
-                self._event((op, str(pl, "utf-8")))
+            if op == OP_TEXT:  # (checked fragment by fragment, and once more whole: cheap)
+                self._event((op, decode_text(pl)))
                 return
         elif not fin:  # first fragment
             utf8 = None

@@ -1,6 +1,8 @@
 """Sans-I/O framing primitives: headers, masking, UTF-8, close payloads, handshake keys."""
 
-from devtest import raises
+import gc
+
+from devtest import IS_MICROPYTHON, raises
 
 from microws.errors import ProtocolError
 from microws.frames import (
@@ -84,6 +86,62 @@ def test_strict_utf8_rejects_overlong_surrogates_and_out_of_range():
         assert e.value.code == 1007, bad
     for good in VALID_UTF8:
         assert decode_text(good) == good.decode()
+
+
+def test_strict_utf8_in_ascii_runs_at_every_alignment():
+    # ASCII is checked a word at a time from aligned addresses: a bad or good sequence
+    # must be judged the same wherever it falls against the words and the run's end.
+    pad = b"0123456789abcdefghijklmnopqrstuv"
+    for shift in range(4):
+        for before in range(0, 24):
+            for bad in INVALID_UTF8:
+                buf = memoryview(b"~" * shift + pad[:before] + bad + pad[: before % 7])[shift:]
+                with raises(ProtocolError) as e:
+                    decode_text(buf)
+                assert e.value.code == 1007, (shift, before, bad)
+            for good in VALID_UTF8:
+                raw = pad[:before] + good + pad[: before % 5]
+                assert decode_text(memoryview(b"~" * shift + raw)[shift:]) == raw.decode(), (shift, before, good)
+
+
+def test_utf8_stream_keeps_state_across_ascii_runs():
+    text = ("x" * 37 + "κ€𐍈" + "y" * 19).encode()
+    for cut in range(len(text) + 1):
+        s = Utf8Stream()
+        assert s.feed(text[:cut]) and s.feed(text[cut:], True), cut
+    s = Utf8Stream()
+    assert s.feed(b"z" * 40 + b"\xe2\x82")
+    assert not s.feed(b"q" * 40)  # the character's last byte is missing
+
+
+def _spare_byte(raw):
+    buf = bytearray(len(raw) + 1)
+    buf[len(raw) :] = b""  # one spare byte, as the protocol makes for a big text frame
+    buf[:] = raw
+    return buf
+
+
+def test_decode_text_of_a_bytearray_with_a_spare_byte_shares_its_memory():
+    raw = ("hé" * 3000 + "€").encode()
+    assert decode_text(_spare_byte(raw)) == raw.decode()  # (loads microws.bigtext once)
+    buf = _spare_byte(raw)
+    if IS_MICROPYTHON:  # one str object (32 B on x64), not a 9 KB copy
+        gc.collect()
+        before = gc.mem_alloc()  # pyright: ignore[reportAttributeAccessIssue]
+        text = decode_text(buf)
+        used = gc.mem_alloc() - before  # pyright: ignore[reportAttributeAccessIssue]
+        assert used < 256, used
+    else:
+        text = decode_text(buf)
+    want = raw.decode()
+    # A str made by hand: its hash, equality, dict lookup and methods must all hold.
+    assert text == want and hash(text) == hash(want) and {want: 1}[text] == 1
+    assert len(text) == 6001 and text[-1] == "€" and text[:3] == "hé" + "h"
+    assert text.encode() == raw and text + "!" == want + "!"
+    small = bytearray(b"abc")  # no spare byte: copied
+    assert decode_text(small) == "abc"
+    small[0] = 0x7A
+    assert decode_text(bytearray(b"abc")) == "abc"
 
 
 def test_utf8_stream_accepts_valid_text_split_at_every_byte():

@@ -1,0 +1,58 @@
+"""Big text messages made into a str without a copy (MicroPython only).
+
+Imported by ``frames`` for a text payload in a bytearray with spare room, which the
+protocol makes for text frames too big for the read buffer: ``str(buf, "utf-8")``
+would copy it (a 1 MiB text message would need 2 MiB) and check its UTF-8 again
+(3.9 ms per MiB on the unix port), after ``speedups.utf8_scan`` has checked it.
+Its own module: the few boards that receive big text pay for it, not every board.
+"""
+
+import sys
+
+import micropython
+import uctypes
+
+_W = 8 if sys.maxsize > 1 << 32 else 4
+
+
+@micropython.viper
+def _word(a: int, v: int) -> int:
+    # The machine word at address a, first set to v unless v is -1. (uctypes' 64-bit
+    # fields would allocate an int per read.)
+    p = ptr32(a)  # type: ignore[name-defined]  # noqa: F821
+    wide = int(_W) == 8
+    if v != -1:
+        p[0] = v
+        if wide:
+            p[1] = v >> 32
+    if wide:
+        return p[0] | (p[1] << 32)
+    return p[0]
+
+
+def adopt_text(buf):
+    """A str sharing the memory of ``buf``, a bytearray of valid UTF-8, or None.
+
+    The new str points at ``buf``'s data; ``buf`` must have a spare byte after its end for the NUL a str
+    keeps there (and at most a quarter spare: the str keeps all of it), and nobody
+    may change ``buf`` afterwards. The fields after the type pointer are, for a
+    bytearray: typecode | spare bytes << 8, len, items; for a str: hash, len, data.
+    Both layouts are checked on every call (against ``len``, ``hash`` and the buffer
+    address): a MicroPython that lays them out differently gets None, and a copy.
+    """
+    a = id(buf) + _W
+    kind = _word(a, -1)
+    n = len(buf)
+    p = uctypes.addressof(buf)
+    if kind & 0xFF != 1 or not 0 < kind >> 8 <= n >> 2 or _word(a + _W, -1) != n or _word(a + 2 * _W, -1) != p:
+        return None
+    s = str(b"\x7f", "utf-8")  # a new heap str (not an interned one: checked next)
+    a = id(s) + _W
+    if _word(a, -1) != hash(s) or _word(a + _W, -1) != 1 or _word(a + 2 * _W, -1) != uctypes.addressof(s):
+        return None
+    buf.append(0)  # the NUL, in the spare byte (no reallocation)
+    buf[n:] = b""
+    _word(a + 2 * _W, p)
+    _word(a + _W, n)
+    _word(a, 0)  # the hash: 0 is "not computed yet", made when first asked for
+    return s
