@@ -1,4 +1,4 @@
-"""Pings and the keepalive loop: imported only by connections that use them.
+"""Pings and keepalive (a client's loop, a server's sweep): imported only when used.
 
 Kept out of ``connection`` so a board whose connections never ping does not carry
 this code in its heap (MicroPython loads .mpy bytecode into RAM).
@@ -23,29 +23,53 @@ async def ping(ws, data=b""):
 
 
 async def keepalive_loop(ws, interval):
-    """Ping every ``interval`` s; no pong within ping_timeout -> the peer is dead: drop TCP (1011)."""
-    p = ws.proto
+    """A client's keepalive: ping every ``interval`` s; no pong within ping_timeout ->
+    the peer is dead: drop TCP (1011)."""
     try:
-        while p.state == OPEN:
+        while ws.proto.state == OPEN:
             await asyncio.sleep(interval)
-            if p.state != OPEN:
-                break
-            ev = await ping(ws)
-            try:
-                await asyncio.wait_for(_wait_pong(ws, ev), ws.ping_timeout or interval)
-            except asyncio.TimeoutError:
-                # Dead peer: no close handshake is possible, just drop TCP.
-                p.fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
-                p.out = ()
-                await ws._close_tcp()
+            if ws.proto.state != OPEN or not await probe(ws, ws.ping_timeout or interval):
                 return
-    except (ConnectionClosed, OSError, asyncio.CancelledError):
+    except asyncio.CancelledError:
         pass
 
 
-async def _wait_pong(ws, ev):
+async def keepalive_sweep(connections, interval, timeout):
+    """A server's keepalive: every ``interval`` s, probe each open connection in
+    ``connections``. One task per server; a probe task per connection lives only
+    while its ping is out, so an idle connection costs no task of its own (a task
+    per connection for its whole life cost 288 B of heap each on the unix port)."""
+    while True:
+        await asyncio.sleep(interval)
+        for ws in list(connections):
+            if ws.proto.state == OPEN and not ws._pings:  # not while a ping is out
+                try:
+                    asyncio.create_task(probe(ws, timeout))
+                except MemoryError:
+                    pass  # a full heap: this connection is probed next time
+
+
+async def probe(ws, timeout):
+    """Ping ``ws`` and wait for the pong. None within ``timeout`` s (sending the ping
+    included: a dead peer's full send buffer blocks it) -> the peer is dead: fail the
+    connection with 1011 and drop TCP, no close handshake. True when the pong came."""
+    try:
+        await asyncio.wait_for(_ping_pong(ws), timeout)
+        return True
+    except asyncio.TimeoutError:
+        p = ws.proto
+        p.fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
+        p.out = ()
+        await ws._close_tcp()
+    except (ConnectionClosed, OSError):
+        pass  # closed meanwhile: nothing to keep alive
+    return False
+
+
+async def _ping_pong(ws):
     # Someone must read for the pong to be seen: the app's recv() if it is reading,
     # else this task (up to max_queue messages, which recv() then returns).
+    ev = await ping(ws)
     while not ev.is_set():
         if len(ws._messages) >= ws.max_queue:
             await ev.wait()  # the app must read first; the timeout decides

@@ -43,9 +43,16 @@ class Server:
         self._accept_task = None
         self._closing = False
         self._drained = None  # Event for wait_closed(), made when it is first needed
+        self._keepalive = None
 
     async def _start(self, host, port, backlog):
-        ssl = self._opt["ssl"]
+        opt = self._opt
+        if opt["ping_interval"]:  # one keepalive task for all connections
+            from .keepalive import keepalive_sweep
+
+            timeout = opt["ping_timeout"] or opt["ping_interval"]
+            self._keepalive = asyncio.create_task(keepalive_sweep(self.connections, opt["ping_interval"], timeout))
+        ssl = opt["ssl"]
         if not MICROPYTHON:
             self._listener = await asyncio.start_server(self._client, host, port, ssl=ssl, backlog=backlog)
             self.port = self._listener.sockets[0].getsockname()[1]  # pyright: ignore (CPython)
@@ -167,8 +174,6 @@ class Server:
                 subprotocol=subprotocol,
                 max_size=opt["max_size"],
                 max_queue=opt["max_queue"],
-                ping_interval=opt["ping_interval"],
-                ping_timeout=opt["ping_timeout"],
                 close_timeout=opt["close_timeout"],
                 leftover=leftover,
             )
@@ -185,6 +190,9 @@ class Server:
     def close(self):
         """Stop accepting and close every connection with 1001 (going away)."""
         self._closing = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         if self._listener is not None:
             self._listener.close()
         if self._accept_task is not None:
@@ -291,6 +299,9 @@ async def serve(
     (sync or async) answers plain HTTP requests with ``(status, headers, body)``
     or None for 404. ``max_connections``: beyond it new clients get 503.
     ``max_size``: largest message accepted, else close 1009 (None: no limit).
+    ``ping_interval``: every so many seconds each connection is pinged (one task for
+    the server); no pong within ``ping_timeout`` -> dropped with 1011 (None: off, the
+    default).
     """
     options = {
         "ssl": ssl,

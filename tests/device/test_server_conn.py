@@ -235,6 +235,44 @@ async def test_keepalive_answered_keeps_the_connection_open():
         await wp.close_raw(w)
 
 
+async def test_keepalive_reads_for_a_handler_that_never_reads_and_drops_only_the_dead_peer():
+    # The server's one keepalive task pings every connection; each ping's own short
+    # task reads the pong (queueing messages for the handler), so a handler that
+    # never reads keeps a live peer, and a dead one is dropped with 1011.
+    stop = asyncio.Event()
+    got = []
+
+    async def handler(ws):
+        await stop.wait()
+        try:
+            got.append(await ws.recv())
+        except microws.ConnectionClosedError:
+            pass
+
+    async with Running(handler, ping_interval=0.05, ping_timeout=0.3) as s:
+        r1, w1 = await wp.ws_raw(s.port)
+        r2, w2 = await wp.ws_raw(s.port)
+        await wp.send(w1, wp.frame(1, "queued"))
+        assert (await wp.read_frame(r2))[1] == 9  # a ping the dead peer never answers
+        answered = 0
+        eof = asyncio.create_task(wp.read_eof(r2))
+        while not eof.done():  # the live peer answers its pings until the dead one is dropped
+            fin, op, payload, _ = await asyncio.wait_for(wp.read_frame(r1), 5)
+            assert op == 9
+            await wp.send(w1, wp.frame(10, payload))
+            answered += 1
+            assert answered < 200, "the dead peer was never dropped"
+        for _ in range(2):  # and still gets pings after that, answered
+            assert (await asyncio.wait_for(wp.read_frame(r1), 5))[1] == 9
+            await wp.send(w1, wp.frame(10, payload))
+        stop.set()
+        await asyncio.wait_for(s.ended.wait(), 5)
+        await wp.close_raw(w1)
+        await wp.close_raw(w2)
+    assert got == ["queued"]
+    assert (1011, "keepalive ping timeout") in s.closed, s.closed
+
+
 async def test_server_close_says_going_away_to_every_client():
     started = []
     all_in = asyncio.Event()

@@ -171,7 +171,7 @@ class RawServer(Server):
     """
 
     def __init__(self, callback):
-        super().__init__(None, {"ssl": None, "port": 0})
+        super().__init__(None, {"ssl": None, "port": 0, "ping_interval": None})
         self.callback = callback
 
     async def _client(self, reader, writer):

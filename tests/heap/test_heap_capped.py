@@ -100,6 +100,38 @@ def test_echo_server_holds_8_connections_in_capped_heap(mpy_dir, micropython):
     run(body())
 
 
+def test_server_keepalive_costs_an_idle_connection_no_heap(mpy_dir, micropython):
+    # serve(ping_interval=...) pings from one task for the server, none per connection
+    # (a task per connection cost 288 B each). Heap for 16 more idle connections, on and
+    # off (measured: the same 23 680 B; the server's keepalive itself is ~1.6 KB, once).
+    async def per_connection(ping):
+        argv = _argv(micropython, "256k", "echo_server", "ping=%d" % ping)
+        async with await Peer.start(argv, env=mp_env(mpy_dir), cwd=mpy_dir) as server:
+            url = "ws://127.0.0.1:%d/" % server.port
+            conns = []
+            used = []
+            try:
+                for n in (1, 17):
+                    while len(conns) < n:
+                        conns.append(await connect(url, compression=None, ping_interval=None))
+                    await conns[0].send("!mem")  # the answer: the heap in use
+                    used.append(int(await conns[0].recv()))
+            finally:
+                for ws in conns:
+                    await ws.close()
+            _no_memory_error(server)
+            return used
+
+    async def body():
+        on = await per_connection(20)
+        off = await per_connection(0)
+        # The same 16 more idle connections, with and without keepalive.
+        grow_on, grow_off = on[1] - on[0], off[1] - off[0]
+        assert 16 * 1000 < grow_off and grow_on - grow_off < 16 * 32, (on, off)
+
+    run(body())
+
+
 def test_client_does_100_round_trips_in_capped_heap(mpy_dir, micropython):
     async def echo(ws):
         async for msg in ws:

@@ -218,13 +218,15 @@ def test_outbox_overflow_on_purpose_loses_exactly_what_it_reports():
             hello = await bridge_appears_after(bridge, board, 35)
             boot = hello["boot"]
             await bridge.wait_until(lambda: len(bridge.unique("n1", boot)) >= 40, 20, "readings")
-        dropped = hello["dropped"]
-        assert dropped >= 15  # at least 35 readings, room for 20
+        # The final count: a reading taken while the link comes up, before the resend
+        # has made room, can still push one more out after hello reported its count
+        # (seen once under load: hello said 26, reading 27 was dropped too).
+        last = fields([line for line in board.lines if status("stop")(line)][-1])
+        dropped = last["dropped"]
+        assert 15 <= hello["dropped"] <= dropped  # at least 35 readings, room for 20
         seen = bridge.unique("n1", boot)
         lost = set(range(1, max(seen) + 1)) - seen
         assert lost == set(range(1, dropped + 1))  # exactly the oldest, exactly as many as reported
         assert bridge.dropped[("n1", boot)] == dropped  # tm messages carry the count too
-        last = fields([line for line in board.lines if status("stop")(line)][-1])
-        assert last["dropped"] == dropped
 
     run(scenario())

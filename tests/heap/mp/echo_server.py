@@ -6,6 +6,7 @@ after a collection (``gc.mem_alloc()``), for the per-connection figures in bench
 A MemoryError anywhere is printed (the tests look for it) and never silent.
 ``oom_http=1``: plain HTTP requests run out of memory (a MemoryError raised where a
 real page would allocate), to check the server survives and drops that connection.
+``ping=S``: ``ping_interval`` (0: None, no keepalive; default: the library's).
 ``drop=1``: the handler is ``while True: await ws.send(await ws.recv())``, which holds
 no message while it waits for the next (``async for msg`` keeps the last one).
 """
@@ -39,14 +40,17 @@ async def main():
     max_size = 65536
     http = None
     handler = echo
+    kw = {}
     for a in sys.argv[1:]:
         if a.startswith("max_size="):
             max_size = int(a[9:])
+        elif a.startswith("ping="):
+            kw["ping_interval"] = int(a[5:]) or None
         elif a == "oom_http=1":
             http = oom_http
         elif a == "drop=1":
             handler = echo_dropping
-    server = await microws.serve(handler, "127.0.0.1", 0, max_size=max_size, http_handler=http)
+    server = await microws.serve(handler, "127.0.0.1", 0, max_size=max_size, http_handler=http, **kw)
     print("PORT", server.port)
     await asyncio.Event().wait()
 
