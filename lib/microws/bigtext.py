@@ -33,9 +33,9 @@ def _word(a: int, v: int) -> int:
 def adopt_text(buf):
     """A str sharing the memory of ``buf``, a bytearray of valid UTF-8, or None.
 
-    The new str points at ``buf``'s data; ``buf`` must have a spare byte after its end for the NUL a str
-    keeps there (and at most a quarter spare: the str keeps all of it), and nobody
-    may change ``buf`` afterwards. The fields after the type pointer are, for a
+    The new str points at ``buf``'s data; ``buf`` must have a spare byte after its
+    end for the NUL a str keeps there (and at most a quarter spare: the str keeps all
+    of it), and nobody may change ``buf`` afterwards. The fields after the type pointer are, for a
     bytearray: typecode | spare bytes << 8, len, items; for a str: hash, len, data.
     Both layouts are checked on every call (against ``len``, ``hash`` and the buffer
     address): a MicroPython that lays them out differently gets None, and a copy.

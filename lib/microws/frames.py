@@ -96,14 +96,15 @@ else:  # a port without viper: the same check in plain Python (slow, but correct
     from .fallbacks import utf8_scan as _scan
 
 
-def decode_text(payload):
-    """The text of a complete message; strict UTF-8 or ProtocolError 1007.
+def decode_text(payload, checked=False):
+    """The text of a complete message; strict UTF-8 or ProtocolError 1007 (``checked``:
+    already validated, e.g. fragment by fragment).
 
     A big bytearray with a spare byte (the protocol makes big text payloads so)
     becomes the str itself on MicroPython: no copy, so a text message needs its size
     once, not twice.
     """
-    if _scan is not None and _scan(payload, len(payload), 0) != 0:
+    if not checked and _scan is not None and _scan(payload, len(payload), 0) != 0:
         raise ProtocolError("invalid UTF-8 in text", CLOSE_INVALID_DATA)
     if _scan_native is not None and type(payload) is bytearray and len(payload) > 1024:
         from .bigtext import adopt_text

@@ -34,11 +34,13 @@ async def keepalive_loop(ws, interval):
         pass
 
 
-async def keepalive_sweep(connections, interval, timeout):
+async def keepalive_sweep(connections, interval, timeout=None):
     """A server's keepalive: every ``interval`` s, probe each open connection in
-    ``connections``. One task per server; a probe task per connection lives only
-    while its ping is out, so an idle connection costs no task of its own (a task
-    per connection for its whole life cost 288 B of heap each on the unix port)."""
+    ``connections`` (no pong within ``timeout``, else ``interval``, s -> dropped).
+    One task per server; a probe task per connection lives only while its ping is
+    out, so an idle connection costs no task of its own (a task per connection for
+    its whole life cost 288 B of heap each on the unix port)."""
+    timeout = timeout or interval  # as keepalive_loop
     while True:
         await asyncio.sleep(interval)
         for ws in list(connections):

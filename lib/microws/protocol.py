@@ -334,8 +334,8 @@ class Protocol:
             self._msg = None
             pl = msg[1]
             pl[msg[2] :] = b""  # the unused end (no copy; the memory stays with it)
-            if op == OP_TEXT:  # (checked fragment by fragment, and once more whole: cheap)
-                self._event((op, decode_text(pl)))
+            if op == OP_TEXT:  # validated fragment by fragment already
+                self._event((op, decode_text(pl, True)))
                 return
         elif not fin:  # first fragment
             utf8 = None

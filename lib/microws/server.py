@@ -50,8 +50,8 @@ class Server:
         if opt["ping_interval"]:  # one keepalive task for all connections
             from .keepalive import keepalive_sweep
 
-            timeout = opt["ping_timeout"] or opt["ping_interval"]
-            self._keepalive = asyncio.create_task(keepalive_sweep(self.connections, opt["ping_interval"], timeout))
+            sweep = keepalive_sweep(self.connections, opt["ping_interval"], opt["ping_timeout"])
+            self._keepalive = asyncio.create_task(sweep)
         ssl = opt["ssl"]
         if not MICROPYTHON:
             self._listener = await asyncio.start_server(self._client, host, port, ssl=ssl, backlog=backlog)
