@@ -124,6 +124,19 @@ async def import_cost(mpy_dir):
     return await _probe([MICROPYTHON, "-c", code], mp_env(mpy_dir), mpy_dir)
 
 
+async def interned(mpy_dir, module):
+    """(qstrs, bytes of qstr pools and text) that importing ``module`` adds (asyncio
+    loaded first). The unix port's pools hold 20, 40, 80, 160 entries, then 320: an
+    app whose qstrs pass 300 gets a 3.7 KB pool at once (bench/README.md)."""
+    code = "import micropython, asyncio, socket, select\nmicropython.qstr_info()\nimport %s\n" % module
+    code += "micropython.qstr_info()\nprint('IMPORT')"
+    async with await Peer.start([MICROPYTHON, "-c", code], env=mp_env(mpy_dir), cwd=mpy_dir, port_timeout=None) as peer:
+        await peer.expect("IMPORT", 20)
+        rows = [ln for ln in peer.output().splitlines() if ln.startswith("qstr pool:")]
+    (q0, b0), (q1, b1) = [(int(r.split("n_qstr=")[1].split(",")[0]), int(r.split("n_total_bytes=")[1])) for r in rows]
+    return q1 - q0, b1 - b0, q1
+
+
 async def import_heaps(mpy_dir, in_place):
     """{module: heap its import takes} for microws.server and microws.client (asyncio
     loaded first). ``in_place``: from a ROMFS image (``mpremote romfs build``) mounted
@@ -184,6 +197,10 @@ async def main(quick):
         for mod in files:
             print("heap taken by `import microws.%s`: %d bytes; executed in place from ROMFS: %d bytes"
                   % (mod, files[mod], rom[mod]))
+        for mod in ("server", "client"):
+            n, size, total = await interned(tmp, "microws." + mod)
+            print("qstrs interned by `import microws.%s`: %d (%d bytes of pools and text; %d in all, pools full at 300)"
+                  % (mod, n, size, total))
         per = await idle_cost(tmp)
         print("heap per idle server connection: %.0f bytes (N=%d, target <= 1536)" % (per, IDLE_N))
         if quick:
