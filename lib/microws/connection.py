@@ -12,8 +12,7 @@ import asyncio
 import sys
 
 from .errors import ConnectionClosedError, InvalidHandshake, closed_error
-from .frames import CLOSE_ABNORMAL
-from .handshake import MAX_HEAD_SIZE, parse_head
+from .handshake import parse_head
 from .protocol import ROOMY_HEAP, Protocol
 
 try:
@@ -24,14 +23,14 @@ except ImportError:  # CPython
         return x
 
 
-# frames' and protocol's constants used on every message, declared again as const()
-# so that MicroPython inlines them (it does so only in the declaring module; an
-# imported name is a dictionary lookup per use). A test checks the copies match.
-OP_TEXT = const(1)
-OP_BINARY = const(2)
-OP_PONG = const(10)
-OPEN = const(1)
-CLOSED = const(3)
+# RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
+_OP_TEXT = const(1)
+_OP_BINARY = const(2)
+_OP_PONG = const(10)
+_CLOSE_ABNORMAL = const(1006)
+_OPEN = const(1)
+_CLOSED = const(3)
+_MAX_HEAD_SIZE = const(8192)  # a whole request or response head
 
 MICROPYTHON = sys.implementation.name == "micropython"
 _BYTES_LIKE = (bytes, bytearray, memoryview)  # sent as binary
@@ -112,19 +111,19 @@ class WebSocket:
     @property
     def open(self):
         """True until a close frame has been sent or received."""
-        return self.proto.state == OPEN
+        return self.proto.state == _OPEN
 
     @property
     def close_code(self):
         """The close code: the peer's, or the one we failed with, or 1006; None while open."""
         p = self.proto
-        if p.state != CLOSED and not self._tcp_closed:
+        if p.state != _CLOSED and not self._tcp_closed:
             return None
         if p.close_rcvd is not None:
             return p.close_rcvd[0]
         if p.failed and p.close_sent is not None:
             return p.close_sent[0]
-        return CLOSE_ABNORMAL
+        return _CLOSE_ABNORMAL
 
     @property
     def close_reason(self):
@@ -156,7 +155,7 @@ class WebSocket:
             await self._flush()
         while not msgs:
             p = self.proto
-            if p.state == CLOSED:
+            if p.state == _CLOSED:
                 await self._finish()
                 exc = self._closed_exc()
                 if _iterating and not isinstance(exc, ConnectionClosedError):
@@ -197,9 +196,9 @@ class WebSocket:
         if isinstance(message, str):
             # MicroPython: a view of the str's UTF-8, no copy. (encode() shares the data
             # too, but hashes a str made without a hash: 1 ms per MiB, frames.decode_text.)
-            op, message = OP_TEXT, memoryview(message) if MICROPYTHON else message.encode()  # pyright: ignore[reportArgumentType]
+            op, message = _OP_TEXT, memoryview(message) if MICROPYTHON else message.encode()  # pyright: ignore[reportArgumentType]
         elif isinstance(message, _BYTES_LIKE):
-            op = OP_BINARY
+            op = _OP_BINARY
         else:
             from .fragments import send_fragments
 
@@ -209,7 +208,7 @@ class WebSocket:
                 await self._lost()
             return
         p = self.proto
-        if p.close_sent is not None or p.state == CLOSED:
+        if p.close_sent is not None or p.state == _CLOSED:
             self._check_sendable()  # raises the right ConnectionClosed
         # send_frame says when this frame alone is queued, in one buffer: no need for
         # _write_now's checks before writing it.
@@ -229,7 +228,7 @@ class WebSocket:
 
     async def pong(self, data=b""):
         """Send an unsolicited pong (a one-way heartbeat)."""
-        await self._send_frame(OP_PONG, data.encode() if isinstance(data, str) else data)
+        await self._send_frame(_OP_PONG, data.encode() if isinstance(data, str) else data)
 
     async def close(self, code=1000, reason=""):
         """Close handshake: send a close frame, wait (close_timeout) for the peer's, close TCP."""
@@ -248,7 +247,7 @@ class WebSocket:
 
     def _check_sendable(self):
         p = self.proto
-        if p.state == CLOSED:
+        if p.state == _CLOSED:
             raise self._closed_exc()
         if p.close_sent is not None:
             raise closed_error(p.close_sent[0], p.close_sent[1])
@@ -344,7 +343,7 @@ class WebSocket:
         """
         p = self.proto
         while True:
-            if (for_message and self._messages) or p.state == CLOSED or (done is not None and done.is_set()):
+            if (for_message and self._messages) or p.state == _CLOSED or (done is not None and done.is_set()):
                 return
             if not self._reading:
                 break
@@ -380,7 +379,7 @@ class WebSocket:
             p.receive_data(_SCRATCH_MV, n)
         if p.events:
             self._drain_events()
-        return p.out or p.state == CLOSED or p.want
+        return p.out or p.state == _CLOSED or p.want
 
     async def _after_read(self):
         p = self.proto
@@ -391,7 +390,7 @@ class WebSocket:
                 await self._flush()
             except ConnectionClosedError:
                 pass  # the peer is gone; the state says so
-        if p.state == CLOSED:
+        if p.state == _CLOSED:
             if p.failed and not p.eof:
                 await self._finish()
             elif not p.client or p.eof:
@@ -420,17 +419,17 @@ class WebSocket:
             return
         msgs = self._messages
         for op, data in p.events:
-            if op == OP_TEXT:
+            if op == _OP_TEXT:
                 msgs.append(data)
-            elif op == OP_BINARY:
+            elif op == _OP_BINARY:
                 msgs.append(data if MICROPYTHON else bytes(data))  # pyright: ignore[reportArgumentType]
-            elif op == OP_PONG:
+            elif op == _OP_PONG:
                 pings = self._pings
                 if pings:
                     ev = pings.pop(data, None)
                     if ev is not None:
                         ev.set()
-            # OP_PING was answered by the protocol; OP_CLOSE state lives on the protocol.
+            # A ping was answered by the protocol; close state lives on the protocol.
         p.events = ()
 
     async def _finish(self):
@@ -450,8 +449,8 @@ class WebSocket:
 
     async def _read_until_closed(self):
         p = self.proto
-        while p.state != CLOSED or (not p.eof and (p.client or p.failed)):
-            if p.state == CLOSED:
+        while p.state != _CLOSED or (not p.eof and (p.client or p.failed)):
+            if p.state == _CLOSED:
                 # Client: the server closes TCP first (RFC 6455 7.1.1); wait for EOF.
                 # Failed: drop what the peer still sends until it hangs up or goes quiet:
                 # closing with unread bytes makes TCP send a reset, and the peer may
@@ -480,7 +479,7 @@ class WebSocket:
         if self._tcp_closed:
             return
         self._tcp_closed = True
-        if self.proto.state != CLOSED:
+        if self.proto.state != _CLOSED:
             self.proto.receive_eof()
         ka = self._keepalive
         if ka is not None and ka is not asyncio.current_task():
@@ -491,6 +490,7 @@ class WebSocket:
             await w.wait_closed()
         except Exception:
             pass
+
 
 async def _new_buffer(n, box):
     # Not returned: the scheduler keeps a task's last result alive until the next one.
@@ -537,7 +537,7 @@ def set_nodelay(sock):
         pass
 
 
-async def read_http_head(reader, limit=MAX_HEAD_SIZE):
+async def read_http_head(reader, limit=_MAX_HEAD_SIZE):
     """Read an HTTP head (up to the blank line); returns (head, bytes read past it).
 
     Bounded: more than ``limit`` bytes without a blank line is 431 (414 when not

@@ -3,7 +3,18 @@
 Kept out of ``connection`` so boards that never fragment do not carry it in RAM.
 """
 
-from .frames import OP_BINARY, OP_CONT, OP_TEXT
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython
+
+    def const(x):  # pyright: ignore[reportRedeclaration]
+        return x
+
+
+# RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
+_OP_CONT = const(0)
+_OP_TEXT = const(1)
+_OP_BINARY = const(2)
 
 
 async def send_fragments(ws, parts):
@@ -34,14 +45,14 @@ async def _fragment(ws, op, part, last=False):
     if part is None:
         return op
     if isinstance(part, str):
-        kind, part = OP_TEXT, part.encode()
+        kind, part = _OP_TEXT, part.encode()
     elif isinstance(part, (bytes, bytearray, memoryview)):
-        kind = OP_BINARY
+        kind = _OP_BINARY
     else:
         raise TypeError("message parts must be str or bytes")
     if op and op != kind:
         raise TypeError("a fragmented message mixes str and bytes")
     ws._check_sendable()
-    ws.proto.send_frame(OP_CONT if op else kind, part, last)
+    ws.proto.send_frame(_OP_CONT if op else kind, part, last)
     await ws._write_out()
     return kind

@@ -17,29 +17,25 @@ except ImportError:  # CPython
         return x
 
 
+# The RFC 6455 numbers (opcodes 5.2, close codes 7.4.1, states of protocol.Protocol):
+#   opcodes: 0 continuation, 1 text, 2 binary, 8 close, 9 ping, 10 pong;
+#   close codes: 1000 normal, 1001 going away, 1002 protocol error, 1003 unsupported
+#   data, 1005 no status (never sent), 1006 abnormal (never sent), 1007 invalid data,
+#   1008 policy, 1009 too big, 1011 internal error; states: 1 open, 2 closing, 3 closed.
+# Each module declares the ones it uses as private const()s (`_OP_TEXT = const(1)`):
+# MicroPython inlines a const() only in its own module and keeps no name for a
+# private one, while a public or imported name is a dictionary entry, an interned
+# string and a lookup at every use (as public names here they cost ~1 KB of heap
+# and 23 of the qstrs a board interns: bench/README.md). tests/device/test_frames.py
+# checks that every copy has its RFC value.
+_CLOSE_NO_STATUS = const(1005)
+_CLOSE_INVALID_DATA = const(1007)
+
 try:
     from .speedups import apply_mask as _mask_native
     from .speedups import utf8_scan as _scan_native
 except (ImportError, SyntaxError):  # CPython, or a port without viper
     _mask_native = _scan_native = None
-
-OP_CONT = const(0)
-OP_TEXT = const(1)
-OP_BINARY = const(2)
-OP_CLOSE = const(8)
-OP_PING = const(9)
-OP_PONG = const(10)
-
-CLOSE_NORMAL = const(1000)
-CLOSE_GOING_AWAY = const(1001)
-CLOSE_PROTOCOL_ERROR = const(1002)
-CLOSE_UNSUPPORTED = const(1003)
-CLOSE_NO_STATUS = const(1005)
-CLOSE_ABNORMAL = const(1006)
-CLOSE_INVALID_DATA = const(1007)
-CLOSE_POLICY = const(1008)
-CLOSE_TOO_BIG = const(1009)
-CLOSE_INTERNAL_ERROR = const(1011)
 
 
 def encode_header(opcode, length, fin=True, mask_key=None):
@@ -105,7 +101,7 @@ def decode_text(payload, checked=False):
     once, not twice.
     """
     if not checked and _scan is not None and _scan(payload, len(payload), 0) != 0:
-        raise ProtocolError("invalid UTF-8 in text", CLOSE_INVALID_DATA)
+        raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
     if _scan_native is not None and type(payload) is bytearray and len(payload) > 1024:
         from .bigtext import adopt_text
 
@@ -115,7 +111,7 @@ def decode_text(payload, checked=False):
     try:
         return str(payload, "utf-8")
     except UnicodeError:
-        raise ProtocolError("invalid UTF-8 in text", CLOSE_INVALID_DATA)
+        raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
 
 
 def close_code_is_valid(code):
@@ -129,7 +125,7 @@ def parse_close(payload):
     """(code, reason) of a close frame payload; 1005 when empty. Raises ProtocolError."""
     n = len(payload)
     if n == 0:
-        return CLOSE_NO_STATUS, ""
+        return _CLOSE_NO_STATUS, ""
     if n == 1:
         raise ProtocolError("close frame with a 1-byte payload")
     code = (payload[0] << 8) | payload[1]
@@ -140,7 +136,7 @@ def parse_close(payload):
 
 def build_close(code, reason=""):
     """Close frame payload; empty for 1005 (no status), else code + UTF-8 reason (<= 123 bytes)."""
-    if code == CLOSE_NO_STATUS:
+    if code == _CLOSE_NO_STATUS:
         return b""
     r = reason.encode() if isinstance(reason, str) else reason
     if len(r) > 123:  # cut on a character boundary so the reason stays valid UTF-8

@@ -12,10 +12,18 @@ import hashlib
 
 from .errors import InvalidHandshake
 
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython
+
+    def const(x):  # pyright: ignore[reportRedeclaration]
+        return x
+
+
+_MAX_LINE = const(4096)  # request line / status line
+_MAX_HEADERS = const(64)
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-MAX_LINE = 4096  # request line / status line
-MAX_HEADERS = 64
-MAX_HEAD_SIZE = 8192  # whole request or response head
 
 
 def accept_key(key):
@@ -43,7 +51,7 @@ def parse_head(head, has_start=True):
         i = head.find(b"\r\n")
         if i < 0:
             i = end
-        if i > MAX_LINE:
+        if i > _MAX_LINE:
             raise InvalidHandshake("start line too long", 414)
         start = _text(head[:i])
         i += 2
@@ -55,7 +63,7 @@ def parse_head(head, has_start=True):
             j = end
         if j > i:
             count += 1
-            if count > MAX_HEADERS:
+            if count > _MAX_HEADERS:
                 raise InvalidHandshake("too many headers", 431)
             line = _text(head[i:j])
             colon = line.find(":")

@@ -7,8 +7,20 @@ this code in its heap (MicroPython loads .mpy bytecode into RAM).
 import asyncio
 
 from .errors import ConnectionClosed
-from .frames import CLOSE_INTERNAL_ERROR, OP_PING
-from .protocol import CLOSED, OPEN
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython
+
+    def const(x):  # pyright: ignore[reportRedeclaration]
+        return x
+
+
+# RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
+_OP_PING = const(9)
+_CLOSE_INTERNAL_ERROR = const(1011)
+_OPEN = const(1)
+_CLOSED = const(3)
 
 
 async def ping(ws, data=b""):
@@ -18,7 +30,7 @@ async def ping(ws, data=b""):
     if ws._pings is None:
         ws._pings = {}
     ws._pings[data] = ev
-    await ws._send_frame(OP_PING, data)
+    await ws._send_frame(_OP_PING, data)
     return ev
 
 
@@ -26,9 +38,9 @@ async def keepalive_loop(ws, interval):
     """A client's keepalive: ping every ``interval`` s; no pong within ping_timeout ->
     the peer is dead: drop TCP (1011)."""
     try:
-        while ws.proto.state == OPEN:
+        while ws.proto.state == _OPEN:
             await asyncio.sleep(interval)
-            if ws.proto.state != OPEN or not await probe(ws, ws.ping_timeout or interval):
+            if ws.proto.state != _OPEN or not await probe(ws, ws.ping_timeout or interval):
                 return
     except asyncio.CancelledError:
         pass
@@ -44,7 +56,7 @@ async def keepalive_sweep(connections, interval, timeout=None):
     while True:
         await asyncio.sleep(interval)
         for ws in list(connections):
-            if ws.proto.state == OPEN and not ws._pings:  # not while a ping is out
+            if ws.proto.state == _OPEN and not ws._pings:  # not while a ping is out
                 try:
                     asyncio.create_task(probe(ws, timeout))
                 except MemoryError:
@@ -60,7 +72,7 @@ async def probe(ws, timeout):
         return True
     except asyncio.TimeoutError:
         p = ws.proto
-        p.fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
+        p.fail(_CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
         p.out = ()
         await ws._close_tcp()
     except (ConnectionClosed, OSError):
@@ -77,5 +89,5 @@ async def _ping_pong(ws):
             await ev.wait()  # the app must read first; the timeout decides
         else:
             await ws._read(False, ev)
-        if ws.proto.state == CLOSED:
+        if ws.proto.state == _CLOSED:
             return

@@ -2,8 +2,9 @@
 
 Bytes in: ``receive_data(data[, n])`` (or, for large payloads, ``payload_view()`` +
 ``payload_received(n)`` so the I/O layer can read straight into the message
-buffer). Events out: ``events`` is a list of ``(opcode, data)`` — OP_TEXT (str),
-OP_BINARY (bytes-like), OP_PING, OP_PONG (bytes), OP_CLOSE ((code, reason)).
+buffer). Events out: ``events`` is a list of ``(opcode, data)`` — 1 text (str),
+2 binary (bytes-like), 9 ping and 10 pong (bytes), 8 close ((code, reason)).
+``state``: 1 open, 2 closing, 3 closed.
 Bytes out: ``out`` is a list of buffers to write in order; an item may be a
 generator of buffers (a large frame written in chunks, masked on the fly).
 No sockets, no clocks: the asyncio layer (``connection``) drives it.
@@ -14,22 +15,7 @@ import os
 import sys
 
 from .errors import PayloadTooBig, ProtocolError
-from .frames import (
-    CLOSE_ABNORMAL,
-    CLOSE_NO_STATUS,
-    CLOSE_TOO_BIG,
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONT,
-    OP_PING,
-    OP_PONG,
-    Utf8Stream,
-    apply_mask,
-    build_close,
-    decode_text,
-    encode_header,
-    parse_close,
-)
+from .frames import Utf8Stream, apply_mask, build_close, decode_text, encode_header, parse_close
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -38,6 +24,21 @@ except ImportError:  # CPython
     def const(x):  # pyright: ignore[reportRedeclaration]
         return x
 
+
+# RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
+_OP_CONT = const(0)
+_OP_TEXT = const(1)
+_OP_BINARY = const(2)
+_OP_CLOSE = const(8)
+_OP_PING = const(9)
+_OP_PONG = const(10)
+_CLOSE_NO_STATUS = const(1005)
+_CLOSE_ABNORMAL = const(1006)
+_CLOSE_TOO_BIG = const(1009)
+_OPEN = const(1)
+_CLOSING = const(2)
+_CLOSED = const(3)
+_ONE_BUFFER = const(16384)  # see send_frame
 
 _WHOLE_PAYLOAD = sys.implementation.name == "micropython"
 
@@ -63,19 +64,9 @@ ROOMY_HEAP = not _HEAP_SIZE or _HEAP_SIZE >= 512 * 1024
 # collecting each time costs more (8 MiB: 6.75M -> 8.83M), hence the quarter.
 _COLLECT_ABOVE = _HEAP_SIZE // 4 if _HEAP_SIZE else 1 << 62
 
-# frames.OP_TEXT again, for the per-message path: MicroPython inlines a const() only
-# in the module that declares it; an imported name is a dictionary lookup at every
-# use. (A test checks the copies match.)
-OP_TEXT = const(1)
-
-OPEN = const(1)
-CLOSING = const(2)
-CLOSED = const(3)
-
 # A frame whose payload is up to this size goes out as one buffer with its header
 # (one write: MicroPython leaves Nagle on); a client's is masked into that buffer (the
 # copy is needed anyway: the caller's data must not change).
-ONE_BUFFER = const(16384)
 # Bigger frames are written in chunks of this size; a client's are masked chunk by
 # chunk into one buffer of this size that the connection keeps (a big allocation costs
 # MicroPython's allocator ~35 us per 64 KiB, its first-fit search, as much as masking).
@@ -93,7 +84,7 @@ class Protocol:
     # connection on a board then costs a few dozen bytes here.
     client = False
     max_size = 65536
-    state = OPEN
+    state = _OPEN
     events = ()
     out = ()
     close_rcvd = None  # (code, reason) received
@@ -117,7 +108,7 @@ class Protocol:
             self.client = True
         if max_size != 65536:
             self.max_size = max_size
-        self.state = OPEN
+        self.state = _OPEN
         self.failed = False
 
     def _event(self, event):
@@ -158,7 +149,7 @@ class Protocol:
         n = self.want
         self.want = 0
         if buf is None:
-            self.fail(CLOSE_TOO_BIG, "no memory for a %d-byte message" % n)
+            self.fail(_CLOSE_TOO_BIG, "no memory for a %d-byte message" % n)
         else:
             self._room = buf
             self.receive_data(b"")  # parse the kept header again, into buf
@@ -166,16 +157,16 @@ class Protocol:
     def receive_eof(self):
         """The peer closed TCP."""
         self.eof = True
-        if self.state != CLOSED:
-            self.state = CLOSED
+        if self.state != _CLOSED:
+            self.state = _CLOSED
             if self.close_rcvd is None:
-                self._event((OP_CLOSE, (CLOSE_ABNORMAL, "")))
+                self._event((_OP_CLOSE, (_CLOSE_ABNORMAL, "")))
 
     def receive_data(self, data, n=-1):
         """Feed bytes from the peer (the first ``n`` of ``data`` when given); parse
         every complete frame into ``events``."""
         # One function, few attribute reads per frame: this runs for every message.
-        if self.state == CLOSED or self.failed:
+        if self.state == _CLOSED or self.failed:
             return
         if n < 0:
             n = len(data)
@@ -189,7 +180,7 @@ class Protocol:
                 pl[0][pl[1] : pl[1] + k] = data[:k]
                 self.payload_received(k)
                 i = k
-                if i == n or self.failed or self.state == CLOSED:
+                if i == n or self.failed or self.state == _CLOSED:
                     return
             buf = data
             if self._buf:
@@ -240,20 +231,20 @@ class Protocol:
                         pl = buf[start:i]
                     if fast:  # the usual frame: _frame() reduced to its end
                         # _event() inlined: the call is 1.4% of a message's instructions.
-                        ev = (op, decode_text(pl) if op == OP_TEXT else pl)
+                        ev = (op, decode_text(pl) if op == _OP_TEXT else pl)
                         if self.events:
                             self.events.append(ev)
                         else:
                             self.events = [ev]
                     else:
                         self._frame(b0 & 0x80, op, pl)
-                        if self.state == CLOSED:  # a close frame: nothing after it counts
+                        if self.state == _CLOSED:  # a close frame: nothing after it counts
                             break
                         msg_none = self._msg is None
                 else:  # partial payload: allocate it once (size already checked), fill as it comes
                     # Text gets a spare byte after its end, so that its str can be made
                     # without a copy (frames.decode_text).
-                    room = ln + (op == OP_TEXT)
+                    room = ln + (op == _OP_TEXT)
                     pl = self._room
                     if pl is not None:
                         self._room = None
@@ -281,21 +272,21 @@ class Protocol:
     def _no_memory(self):
         # A message that fits max_size but not the heap (a text message needs its bytes
         # and its str; a fragmented one a buffer that doubles): too big for us, 1009.
-        self.fail(CLOSE_TOO_BIG, "message too big for free memory")
+        self.fail(_CLOSE_TOO_BIG, "message too big for free memory")
 
     def _check_header(self, b0, op, ln, masked, hl):
         if b0 & 0x70:
             raise ProtocolError("reserved bits set (no extension negotiated)")
         if op >= 8:
-            if op > OP_PONG:
+            if op > _OP_PONG:
                 raise ProtocolError("reserved control opcode %d" % op)
             if not b0 & 0x80:
                 raise ProtocolError("fragmented control frame")
             if ln > 125:
                 raise ProtocolError("control frame payload > 125 bytes")
-        elif op > OP_BINARY:
+        elif op > _OP_BINARY:
             raise ProtocolError("reserved data opcode %d" % op)
-        elif op == OP_CONT:
+        elif op == _OP_CONT:
             if self._msg is None:
                 raise ProtocolError("continuation frame without a message to continue")
         elif self._msg is not None:
@@ -307,7 +298,7 @@ class Protocol:
             raise ProtocolError("unmasked frame from client")
         if hl >= 10 and ln >> 63:
             raise ProtocolError("64-bit length with the most significant bit set")
-        if op < 8 and (self._msg[2] if op == OP_CONT else 0) + ln > self.max_size:
+        if op < 8 and (self._msg[2] if op == _OP_CONT else 0) + ln > self.max_size:
             raise PayloadTooBig("message larger than max_size=%d" % self.max_size)
 
     def _payload_complete(self):
@@ -323,7 +314,7 @@ class Protocol:
             return
         if self.close_rcvd is not None:
             return  # data after the peer's close: ignore
-        if op == OP_CONT:
+        if op == _OP_CONT:
             msg = self._msg
             op, _, _, utf8 = msg  # pyright: ignore[reportGeneralTypeIssues]
             _add_fragment(msg, pl, self.max_size)
@@ -334,36 +325,36 @@ class Protocol:
             self._msg = None
             pl = msg[1]
             pl[msg[2] :] = b""  # the unused end (no copy; the memory stays with it)
-            if op == OP_TEXT:  # validated fragment by fragment already
+            if op == _OP_TEXT:  # validated fragment by fragment already
                 self._event((op, decode_text(pl, True)))
                 return
         elif not fin:  # first fragment
             utf8 = None
-            if op == OP_TEXT:
+            if op == _OP_TEXT:
                 utf8 = Utf8Stream()
                 if not utf8.feed(pl):
                     raise ProtocolError("invalid UTF-8 in text", 1007)
             self._msg = [op, pl if type(pl) is bytearray else bytearray(pl), len(pl), utf8]
             return
-        if op == OP_TEXT:
+        if op == _OP_TEXT:
             self._event((op, decode_text(pl)))
         else:
             self._event((op, pl))
 
     def _control(self, op, pl):
-        if op == OP_PING:
+        if op == _OP_PING:
             if self.close_sent is None:
-                self.send_frame(OP_PONG, pl)
-            self._event((OP_PING, bytes(pl)))
-        elif op == OP_PONG:
-            self._event((OP_PONG, bytes(pl)))
+                self.send_frame(_OP_PONG, pl)
+            self._event((_OP_PING, bytes(pl)))
+        elif op == _OP_PONG:
+            self._event((_OP_PONG, bytes(pl)))
         else:
             code, reason = parse_close(pl)
             self.close_rcvd = (code, reason)
             if self.close_sent is None:  # echo the close (1005 -> empty payload)
-                self.send_close(code, reason if code != CLOSE_NO_STATUS else "")
-            self.state = CLOSED
-            self._event((OP_CLOSE, (code, reason)))
+                self.send_close(code, reason if code != _CLOSE_NO_STATUS else "")
+            self.state = _CLOSED
+            self._event((_OP_CLOSE, (code, reason)))
 
     # ---- output ------------------------------------------------------------
 
@@ -385,7 +376,7 @@ class Protocol:
             frame[2:] = data
             self.out = [frame]
             return True
-        if n <= ONE_BUFFER:
+        if n <= _ONE_BUFFER:
             self._emit(encode_header(op, n, fin) + data if n else encode_header(op, 0, fin))
         else:
             self._emit(_plain_chunks(encode_header(op, n, fin), data))
@@ -395,7 +386,7 @@ class Protocol:
         n = len(data)
         key = os.urandom(4)
         hdr = encode_header(op, n, fin, key)
-        if n > ONE_BUFFER:  # masked chunk by chunk as it is written
+        if n > _ONE_BUFFER:  # masked chunk by chunk as it is written
             self._emit(self._masked_chunks(hdr, data, key))
             return False
         # One buffer, one write.
@@ -436,9 +427,9 @@ class Protocol:
         if self.close_sent is not None:
             return
         self.close_sent = (code, reason)
-        self.send_frame(OP_CLOSE, build_close(code, reason))
-        if self.state == OPEN:
-            self.state = CLOSING
+        self.send_frame(_OP_CLOSE, build_close(code, reason))
+        if self.state == _OPEN:
+            self.state = _CLOSING
 
     def fail(self, code, reason=""):
         """Fail the connection (RFC 6455 7.1.7): send a close with ``code``, then stop reading."""
@@ -447,8 +438,8 @@ class Protocol:
         self._buf = b""
         self.send_close(code, reason)
         if self.close_rcvd is None:
-            self._event((OP_CLOSE, (code, reason)))
-        self.state = CLOSED
+            self._event((_OP_CLOSE, (code, reason)))
+        self.state = _CLOSED
 
 
 def _big_buffer(n):

@@ -211,14 +211,37 @@ def test_plain_python_utf8_fallback_agrees_with_the_rules():
         assert utf8_scan(text[cut:], len(text) - cut, state) == 0, cut
 
 
-def test_constants_declared_again_for_inlining_match_their_originals():
-    # protocol and connection declare the constants they use on every message again,
-    # as const() (MicroPython inlines only a module's own); they must not drift.
-    import microws.connection as connection
-    import microws.frames as frames
-    import microws.protocol as protocol
+def private_consts():
+    """{module file: {NAME: value}} of every ``_NAME = const(value)`` line in lib/microws."""
+    import os
 
-    for module in (protocol, connection):
-        assert module.OP_TEXT == frames.OP_TEXT
-    assert connection.OP_BINARY == frames.OP_BINARY and connection.OP_PONG == frames.OP_PONG
-    assert connection.OPEN == protocol.OPEN and connection.CLOSED == protocol.CLOSED
+    import microws.frames
+
+    lib = microws.frames.__file__.rsplit("/", 1)[0]
+    found = {}
+    for name in sorted(os.listdir(lib)):
+        if not name.endswith(".py"):
+            continue
+        with open(lib + "/" + name) as f:
+            for line in f:
+                if line.startswith("_") and " = const(" in line:
+                    const_name, rest = line.split(" = const(", 1)
+                    found.setdefault(name, {})[const_name[1:]] = int(rest.split(")", 1)[0])
+    return found
+
+
+def test_each_modules_private_rfc_constants_have_their_rfc_values():
+    # Each module declares the RFC numbers it uses as private const()s (inlined by
+    # MicroPython, no name kept: heap); none may drift from the RFC or from another copy.
+    from wirepeer import ONE_BUFFER, RFC_NUMBERS
+
+    expected = dict(RFC_NUMBERS, ONE_BUFFER=ONE_BUFFER)
+    found = private_consts()
+    assert found["frames.py"] and found["protocol.py"] and found["connection.py"]
+    seen = {}
+    for module, names in found.items():
+        for name, value in names.items():
+            if name in expected:
+                assert value == expected[name], (module, name, value)
+            assert seen.setdefault(name, value) == value, (module, name, value, seen[name])
+    assert {"OP_TEXT", "OP_BINARY", "OPEN", "CLOSED"} <= set(found["connection.py"])

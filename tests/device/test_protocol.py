@@ -4,10 +4,21 @@ Each test feeds bytes from ``wirepeer`` (an independent frame builder) and check
 events and the bytes microws would send.
 """
 
-from wirepeer import close_payload, frame
+from wirepeer import (
+    CLOSED,
+    CLOSING,
+    ONE_BUFFER,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    OPEN,
+    close_payload,
+    frame,
+)
 
-from microws.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
-from microws.protocol import CLOSED, CLOSING, ONE_BUFFER, OPEN, WRITE_CHUNK, Protocol
+from microws.protocol import WRITE_CHUNK, Protocol
 
 
 def server(max_size=65536):
@@ -292,9 +303,18 @@ def test_empty_close_is_echoed_empty():
 
 
 def test_bad_close_payloads_fail_with_the_right_code():
-    cases = [(b"\x03", 1002), (close_payload(999), 1002), (close_payload(1004), 1002), (close_payload(1005), 1002),
-             (close_payload(1006), 1002), (close_payload(1015), 1002), (close_payload(1016), 1002),
-             (close_payload(2999), 1002), (close_payload(5000), 1002), (close_payload(1000, b"\xc0\x80"), 1007)]
+    cases = [
+        (b"\x03", 1002),
+        (close_payload(999), 1002),
+        (close_payload(1004), 1002),
+        (close_payload(1005), 1002),
+        (close_payload(1006), 1002),
+        (close_payload(1015), 1002),
+        (close_payload(1016), 1002),
+        (close_payload(2999), 1002),
+        (close_payload(5000), 1002),
+        (close_payload(1000, b"\xc0\x80"), 1007),
+    ]
     for payload, code in cases:
         p = server()
         p.receive_data(frame(OP_CLOSE, payload))

@@ -11,6 +11,33 @@ import struct
 
 from microws.server import Server
 
+# RFC 6455 numbers, from the RFC (5.2, 7.4.1): opcodes, close codes; and the states
+# of microws's Protocol. test_frames checks the library's private copies against these.
+RFC_NUMBERS = {
+    "OP_CONT": 0,
+    "OP_TEXT": 1,
+    "OP_BINARY": 2,
+    "OP_CLOSE": 8,
+    "OP_PING": 9,
+    "OP_PONG": 10,
+    "CLOSE_NORMAL": 1000,
+    "CLOSE_GOING_AWAY": 1001,
+    "CLOSE_PROTOCOL_ERROR": 1002,
+    "CLOSE_UNSUPPORTED": 1003,
+    "CLOSE_NO_STATUS": 1005,
+    "CLOSE_ABNORMAL": 1006,
+    "CLOSE_INVALID_DATA": 1007,
+    "CLOSE_POLICY": 1008,
+    "CLOSE_TOO_BIG": 1009,
+    "CLOSE_INTERNAL_ERROR": 1011,
+    "OPEN": 1,
+    "CLOSING": 2,
+    "CLOSED": 3,
+}
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+OPEN, CLOSING, CLOSED = 1, 2, 3
+ONE_BUFFER = 16384  # microws's own: the largest frame it writes as one buffer (protocol)
+
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
@@ -98,8 +125,9 @@ async def read_eof(reader):
             return True
 
 
-def upgrade_request(path="/", host="127.0.0.1", extra=(), version="13", key=KEY, upgrade="websocket",
-                    connection="Upgrade"):
+def upgrade_request(
+    path="/", host="127.0.0.1", extra=(), version="13", key=KEY, upgrade="websocket", connection="Upgrade"
+):
     lines = ["GET %s HTTP/1.1" % path]
     if host:
         lines.append("Host: %s" % host)
@@ -204,8 +232,12 @@ async def accept_upgrade(reader, writer, extra=()):
     import hashlib
 
     accept = binascii.b2a_base64(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-    lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
-             "Sec-WebSocket-Accept: %s" % accept.decode().strip()]
+    lines = [
+        "HTTP/1.1 101 Switching Protocols",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Accept: %s" % accept.decode().strip(),
+    ]
     lines.extend(extra)
     await send(writer, ("\r\n".join(lines) + "\r\n\r\n").encode())
     return head
