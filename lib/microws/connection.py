@@ -12,16 +12,9 @@ import asyncio
 import sys
 
 from .errors import ConnectionClosedError, InvalidHandshake, closed_error
+from .frames import const  # MicroPython's, or a stand-in on CPython
 from .handshake import parse_head
 from .protocol import ROOMY_HEAP, Protocol
-
-try:
-    from micropython import const  # pyright: ignore[reportAssignmentType]
-except ImportError:  # CPython
-
-    def const(x):  # pyright: ignore[reportRedeclaration]
-        return x
-
 
 # RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
 _OP_TEXT = const(1)

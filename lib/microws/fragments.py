@@ -3,13 +3,7 @@
 Kept out of ``connection`` so boards that never fragment do not carry it in RAM.
 """
 
-try:
-    from micropython import const  # pyright: ignore[reportAssignmentType]
-except ImportError:  # CPython
-
-    def const(x):  # pyright: ignore[reportRedeclaration]
-        return x
-
+from .frames import const  # MicroPython's, or a stand-in on CPython
 
 # RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
 _OP_CONT = const(0)

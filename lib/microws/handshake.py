@@ -11,14 +11,7 @@ import binascii
 import hashlib
 
 from .errors import InvalidHandshake
-
-try:
-    from micropython import const  # pyright: ignore[reportAssignmentType]
-except ImportError:  # CPython
-
-    def const(x):  # pyright: ignore[reportRedeclaration]
-        return x
-
+from .frames import const  # MicroPython's, or a stand-in on CPython
 
 _MAX_LINE = const(4096)  # request line / status line
 _MAX_HEADERS = const(64)

@@ -7,14 +7,7 @@ this code in its heap (MicroPython loads .mpy bytecode into RAM).
 import asyncio
 
 from .errors import ConnectionClosed
-
-try:
-    from micropython import const  # pyright: ignore[reportAssignmentType]
-except ImportError:  # CPython
-
-    def const(x):  # pyright: ignore[reportRedeclaration]
-        return x
-
+from .frames import const  # MicroPython's, or a stand-in on CPython
 
 # RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
 _OP_PING = const(9)

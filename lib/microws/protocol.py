@@ -15,15 +15,7 @@ import os
 import sys
 
 from .errors import PayloadTooBig, ProtocolError
-from .frames import Utf8Stream, apply_mask, build_close, decode_text, encode_header, parse_close
-
-try:
-    from micropython import const  # pyright: ignore[reportAssignmentType]
-except ImportError:  # CPython
-
-    def const(x):  # pyright: ignore[reportRedeclaration]
-        return x
-
+from .frames import Utf8Stream, apply_mask, build_close, const, decode_text, encode_header, parse_close
 
 # RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
 _OP_CONT = const(0)
