@@ -285,7 +285,7 @@ async def serve(
     max_queue=16,
     max_connections=None,
     http_handler=None,
-    ping_interval=None,
+    ping_interval=20,
     ping_timeout=20,
     handshake_timeout=10,
     close_timeout=10,
@@ -300,8 +300,8 @@ async def serve(
     or None for 404. ``max_connections``: beyond it new clients get 503.
     ``max_size``: largest message accepted, else close 1009 (None: no limit).
     ``ping_interval``: every so many seconds each connection is pinged (one task for
-    the server); no pong within ``ping_timeout`` -> dropped with 1011 (None: off, the
-    default).
+    the server); no pong within ``ping_timeout`` -> dropped with 1011, so a peer that
+    vanished without closing does not hold its connection for ever (None: off).
     """
     options = {
         "ssl": ssl,
