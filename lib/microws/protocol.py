@@ -214,7 +214,12 @@ class Protocol:
                 key = buf[start - 4 : start] if masked else None
                 if n - start >= ln:
                     i = start + ln
-                    if key is not None:
+                    if not fast and op == _OP_CONT and ln and _WHOLE_PAYLOAD:
+                        pl = self._in_message(ln)  # no buffer of its own
+                        pl[:] = buf[start:i]
+                        if key is not None:
+                            apply_mask(pl, ln, key)
+                    elif key is not None:
                         pl = bytearray(buf[start:i])
                         apply_mask(pl, ln, key)
                     elif client:
@@ -240,6 +245,9 @@ class Protocol:
                     pl = self._room
                     if pl is not None:
                         self._room = None
+                    elif op == _OP_CONT and ln and _WHOLE_PAYLOAD:  # read into the message's buffer
+                        pl = self._in_message(ln)
+                        room = ln
                     else:
                         try:
                             pl = _big_buffer(room)
@@ -260,6 +268,13 @@ class Protocol:
             self.fail(e.code, str(e))
         except MemoryError:
             self._no_memory()
+
+    def _in_message(self, ln):
+        # Where a continuation's ``ln`` payload bytes go in its message's buffer (on
+        # MicroPython): a fragment gets no buffer of its own to be copied from.
+        msg = self._msg
+        used = msg[2]  # pyright: ignore[reportOptionalSubscript]
+        return memoryview(_reserve(msg, used + ln, self.max_size))[used : used + ln]
 
     def _no_memory(self):
         # A message that fits max_size but not the heap (a text message needs its bytes
@@ -308,8 +323,11 @@ class Protocol:
             return  # data after the peer's close: ignore
         if op == _OP_CONT:
             msg = self._msg
-            op, _, _, utf8 = msg  # pyright: ignore[reportGeneralTypeIssues]
-            _add_fragment(msg, pl, self.max_size)
+            op, _, used, utf8 = msg  # pyright: ignore[reportGeneralTypeIssues]
+            end = used + len(pl)
+            if type(pl) is not memoryview:  # else read into the message's buffer already
+                _reserve(msg, end, self.max_size)[used:end] = pl
+            msg[2] = end  # pyright: ignore[reportOptionalSubscript]
             if utf8 is not None and not utf8.feed(pl, fin):
                 raise ProtocolError("invalid UTF-8 in text", 1007)
             if not fin:
@@ -318,6 +336,12 @@ class Protocol:
             pl = msg[1]
             pl[msg[2] :] = b""  # the unused end (no copy; the memory stays with it)
             if op == _OP_TEXT:  # validated fragment by fragment already
+                if _WHOLE_PAYLOAD:
+                    # A spare byte after the text, for its str without a copy
+                    # (frames.decode_text): free if the buffer has one, else +8 bytes
+                    # in place when the heap allows (MicroPython's append).
+                    pl.append(0)  # pyright: ignore[reportAttributeAccessIssue]
+                    pl[-1:] = b""
                 self._event((op, decode_text(pl, True)))
                 return
         elif not fin:  # first fragment
@@ -440,20 +464,30 @@ def _big_buffer(n):
     return bytearray(n)
 
 
-def _add_fragment(msg, pl, max_size):
-    # Fragments are copied into one buffer that doubles when full (never beyond
-    # max_size): a fragment per object, then a join, would cost 2x the message, more
-    # in object headers when fragments are small, and the scattered pieces leave no
-    # room for the joined one; growing by each fragment would move it every time.
+def _reserve(msg, end, max_size):
+    # The fragmented message's buffer, grown to hold ``end`` bytes. It doubles, never beyond
+    # max_size: a buffer per fragment joined at the end would cost 2x the message,
+    # and growing by each fragment would copy it every time. Doubling is extend() of
+    # itself: MicroPython's realloc grows it in place when the heap after it is free
+    # (the message then needs its size once, not the old and the new buffer: 1.5x);
+    # only the last step to max_size, when doubling would pass it, copies. (CPython
+    # copies: a bytearray with a memoryview of it alive cannot be resized there.)
     buf = msg[1]
-    used = msg[2]
-    end = used + len(pl)
-    if end > len(buf):
-        old = buf
-        buf = msg[1] = _big_buffer(max(min(2 * len(buf), max_size), end))
-        buf[:used] = memoryview(old)[:used]
-    buf[used:end] = pl
-    msg[2] = end
+    size = len(buf)
+    if end <= size:
+        return buf
+    cap = max_size + 1
+    if _WHOLE_PAYLOAD and size and 2 * size <= cap:
+        if 2 * size > _COLLECT_ABOVE:
+            gc.collect()
+        while size < end and 2 * size <= cap:
+            buf.extend(buf)  # pyright: ignore[reportAttributeAccessIssue]
+            size *= 2
+        if size >= end:
+            return buf
+    new = msg[1] = _big_buffer(max(min(2 * size, cap), end + (msg[0] == _OP_TEXT)))
+    new[: msg[2]] = memoryview(buf)[: msg[2]]
+    return new
 
 
 def _plain_chunks(hdr, data):

@@ -439,7 +439,7 @@ def _close(t):
 def _sizes(t, largest, held_once):
     """Group 9 (limits), scaled to ``largest``: the biggest message the agent's runtime
     holds reliably whichever way it comes (a fragmented one grows a buffer that doubles,
-    so needs up to 1.5x its size while it grows). ``held_once``: an unfragmented text
+    in place only when the heap allows). ``held_once``: an unfragmented text
     message that size must echo although the heap cannot hold it twice (its str is
     made from its bytes without a copy)."""
 

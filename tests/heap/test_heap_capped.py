@@ -189,12 +189,16 @@ def test_message_within_max_size_but_beyond_free_heap_gets_1009_and_server_keeps
 
 
 @pytest.mark.parametrize("kind", ["binary", "text"])
-def test_1mib_messages_echo_over_one_connection_at_the_default_heap(mpy_dir, micropython, kind):
+@pytest.mark.parametrize("piece", [None, 4096, 65536])
+def test_1mib_messages_echo_over_one_connection_at_the_default_heap(mpy_dir, micropython, kind, piece):
     # The default heap (about 1.98 MiB here) holds one 1 MiB message but not two: each
     # message must be freed before the next is allocated, although a stale pointer on
     # the handler's C stack may still pin it when the next header arrives. A text
     # message is its received bytes made into a str without a copy (and sent back as
-    # its UTF-8 without one): a copy would need 2 MiB and fail 1009.
+    # its UTF-8 without one): a copy would need 2 MiB and fail 1009. ``piece``: sent
+    # in fragments of that many bytes, each read straight into the message's one
+    # buffer, which doubles in place while the heap after it is free (a buffer per
+    # fragment, copied into a doubling one, failed these 1009).
     async def body():
         argv = [micropython, "-m", "echo_server", "max_size=%d" % (1 << 20), "drop=1"]
         async with await Peer.start(argv, env=mp_env(mpy_dir), cwd=mpy_dir) as server:
@@ -203,9 +207,11 @@ def test_1mib_messages_echo_over_one_connection_at_the_default_heap(mpy_dir, mic
                 for i in range(4):
                     if kind == "text":  # 4 UTF-8 bytes per pair: exactly 1 MiB
                         msg = ("\u20ac" + chr(97 + i)) * (1 << 18)
+                        step = (piece or 0) // 2  # characters: 2 bytes each on average
                     else:
                         msg = bytes((i, 255 - i)) * (1 << 19)
-                    await ws.send(msg)
+                        step = piece
+                    await ws.send(msg if piece is None else [msg[k : k + step] for k in range(0, len(msg), step)])
                     assert await ws.recv() == msg, "echo %d differs" % i
             _no_memory_error(server)
 
