@@ -285,7 +285,7 @@ async def serve(
     max_queue=16,
     max_connections=None,
     http_handler=None,
-    ping_interval=20,
+    ping_interval=None,
     ping_timeout=20,
     handshake_timeout=10,
     close_timeout=10,
@@ -301,7 +301,9 @@ async def serve(
     ``max_size``: largest message accepted, else close 1009 (None: no limit).
     ``ping_interval``: every so many seconds each connection is pinged (one task for
     the server); no pong within ``ping_timeout`` -> dropped with 1011, so a peer that
-    vanished without closing does not hold its connection for ever (None: off).
+    vanished without closing does not hold its connection for ever. Off (None) by
+    default: a peer that never expects a ping (a hand-rolled benchmark or test client)
+    would take it for data; set it on a board that serves browsers.
     """
     options = {
         "ssl": ssl,
