@@ -8,7 +8,7 @@ and jitter, yielding each new connection.
 import asyncio
 import os
 
-from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay
+from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay, settle_heap
 from .errors import ConnectionClosed, InvalidHandshake
 from .handshake import app_headers
 from .handshake_client import build_request, check_response, make_key
@@ -93,6 +93,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
         except Exception:
             pass
         raise
+    settle_heap()
     return WebSocket(
         reader,
         writer,

@@ -7,7 +7,7 @@ its WebSocket route. A failing handler closes only its own connection (1011).
 import asyncio
 import sys
 
-from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay
+from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay, settle_heap
 from .errors import ConnectionClosed, InvalidHandshake
 from .handshake import app_headers
 from .handshake_server import accept_response, check_request, parse_request
@@ -109,6 +109,7 @@ class Server:
             if ws is None:
                 return
             await writer.drain()  # the 101, written by _handshake
+            settle_heap()  # the handshake's locals are garbage now; the handler's frames go low
             self.connections.add(ws)
             try:
                 await handler(ws)
@@ -165,6 +166,7 @@ class Server:
             # heap runs short, _client still answers a plain 503, not a WebSocket that
             # closes before it was set up.
             response = accept_response(accept, subprotocol)
+            settle_heap()
             ws = WebSocket(
                 reader,
                 writer,
