@@ -509,3 +509,39 @@ def test_random_frames_never_escape_the_protocol_and_fail_with_a_valid_code():
                 assert event[0] in (OP_TEXT, OP_BINARY, OP_PING, OP_PONG, OP_CLOSE)
                 if event[0] == OP_TEXT:
                     assert isinstance(event[1], str)
+
+
+def test_random_fragmentation_and_chunking_reassemble_every_message():
+    # Messages of up to ~20 KB, text and binary, cut into random fragments (empty ones,
+    # pings between them) and fed in random chunks: every fragment lands in the one
+    # message buffer (read into it in pieces, or copied whole), which grows as it goes.
+    rnd = _lcg(6455)
+    for case in range(120):
+        p = client() if next(rnd) & 1 else server()
+        size = next(rnd) % 20000
+        text = next(rnd) & 1
+        if text:
+            data = ("ab\u20ac\U0001f600" * (size // 9 + 1))[: size // 3].encode()
+        else:
+            data = bytes(next(rnd) & 0xFF for _ in range(size))
+        wire = b""
+        k = 0
+        while True:
+            piece = data[k : k + next(rnd) % 3000]
+            k += len(piece)
+            fin = k >= len(data) and next(rnd) % 3 != 0
+            key = bytes(next(rnd) & 0xFF for _ in range(4))
+            op = (OP_TEXT if text else OP_BINARY) if not wire else 0
+            wire += frame(op, piece, fin=fin, mask=not p.client, key=key)
+            if next(rnd) % 5 == 0:
+                wire += frame(OP_PING, b"pi", mask=not p.client, key=key)
+            if fin:
+                break
+        i = 0
+        while i < len(wire):
+            n = 1 + next(rnd) % 4000
+            p.receive_data(wire[i : i + n])
+            i += n
+        got = [d for op, d in p.events if op in (OP_TEXT, OP_BINARY)]
+        assert not p.failed and len(got) == 1, (case, p.close_sent)
+        assert (got[0].encode() if text else bytes(got[0])) == data, case
