@@ -33,16 +33,20 @@ def _word(a: int, v: int) -> int:
 def adopt_text(buf):
     """A str sharing the memory of ``buf``, a bytearray of valid UTF-8, or None.
 
-    The new str points at ``buf``'s data; ``buf`` must have a spare byte after its
-    end for the NUL a str keeps there (and at most a quarter spare: the str keeps all
-    of it), and nobody may change ``buf`` afterwards. The fields after the type pointer are, for a
-    bytearray: typecode | spare bytes << 8, len, items; for a str: hash, len, data.
+    The new str points at ``buf``'s data, with the NUL a str keeps after its end in
+    ``buf``'s spare byte (the protocol leaves one after a big text; without one,
+    MicroPython adds 8, in place when the heap allows). At most a quarter of ``buf``
+    may be spare (the str keeps all of it), and nobody may change ``buf`` afterwards.
+    The fields after the type pointer are, for a bytearray: typecode | spare bytes
+    << 8, len, items; for a str: hash, len, data.
     Both layouts are checked on every call (against ``len``, ``hash`` and the buffer
     address): a MicroPython that lays them out differently gets None, and a copy.
     """
+    n = len(buf)
+    buf.append(0)  # the NUL, in the spare byte (no reallocation when there is one)
+    buf[n:] = b""
     a = id(buf) + _W
     kind = _word(a, -1)
-    n = len(buf)
     p = uctypes.addressof(buf)
     if kind & 0xFF != 1 or not 0 < kind >> 8 <= n >> 2 or _word(a + _W, -1) != n or _word(a + 2 * _W, -1) != p:
         return None
@@ -50,8 +54,6 @@ def adopt_text(buf):
     a = id(s) + _W
     if _word(a, -1) != hash(s) or _word(a + _W, -1) != 1 or _word(a + 2 * _W, -1) != uctypes.addressof(s):
         return None
-    buf.append(0)  # the NUL, in the spare byte (no reallocation)
-    buf[n:] = b""
     _word(a + 2 * _W, p)
     _word(a + _W, n)
     _word(a, 0)  # the hash: 0 is "not computed yet", made when first asked for

@@ -96,9 +96,8 @@ def decode_text(payload, checked=False):
     """The text of a complete message; strict UTF-8 or ProtocolError 1007 (``checked``:
     already validated, e.g. fragment by fragment).
 
-    A big bytearray with a spare byte (the protocol makes big text payloads so)
-    becomes the str itself on MicroPython: no copy, so a text message needs its size
-    once, not twice.
+    A big bytearray becomes the str itself on MicroPython (bigtext.adopt_text): no
+    copy, so a text message needs its size once, not twice.
     """
     if not checked and _scan is not None and _scan(payload, len(payload), 0) != 0:
         raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)

@@ -336,12 +336,6 @@ class Protocol:
             pl = msg[1]
             pl[msg[2] :] = b""  # the unused end (no copy; the memory stays with it)
             if op == _OP_TEXT:  # validated fragment by fragment already
-                if _WHOLE_PAYLOAD:
-                    # A spare byte after the text, for its str without a copy
-                    # (frames.decode_text): free if the buffer has one, else +8 bytes
-                    # in place when the heap allows (MicroPython's append).
-                    pl.append(0)  # pyright: ignore[reportAttributeAccessIssue]
-                    pl[-1:] = b""
                 self._event((op, decode_text(pl, True)))
                 return
         elif not fin:  # first fragment

@@ -138,7 +138,7 @@ def test_decode_text_of_a_bytearray_with_a_spare_byte_shares_its_memory():
     assert text == want and hash(text) == hash(want) and {want: 1}[text] == 1
     assert len(text) == 6001 and text[-1] == "€" and text[:3] == "hé" + "h"
     assert text.encode() == raw and text + "!" == want + "!"
-    small = bytearray(b"abc")  # no spare byte: copied
+    small = bytearray(b"abc")  # small: copied
     assert decode_text(small) == "abc"
     small[0] = 0x7A
     assert decode_text(bytearray(b"abc")) == "abc"
