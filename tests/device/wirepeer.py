@@ -13,13 +13,15 @@ from microws.server import Server
 
 # RFC 6455 numbers, from the RFC (5.2, 7.4.1): opcodes, close codes; and the states
 # of microws's Protocol. test_frames checks the library's private copies against these.
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+OPEN, CLOSING, CLOSED = 1, 2, 3
 RFC_NUMBERS = {
-    "OP_CONT": 0,
-    "OP_TEXT": 1,
-    "OP_BINARY": 2,
-    "OP_CLOSE": 8,
-    "OP_PING": 9,
-    "OP_PONG": 10,
+    "OP_CONT": OP_CONT,
+    "OP_TEXT": OP_TEXT,
+    "OP_BINARY": OP_BINARY,
+    "OP_CLOSE": OP_CLOSE,
+    "OP_PING": OP_PING,
+    "OP_PONG": OP_PONG,
     "CLOSE_NORMAL": 1000,
     "CLOSE_GOING_AWAY": 1001,
     "CLOSE_PROTOCOL_ERROR": 1002,
@@ -30,12 +32,10 @@ RFC_NUMBERS = {
     "CLOSE_POLICY": 1008,
     "CLOSE_TOO_BIG": 1009,
     "CLOSE_INTERNAL_ERROR": 1011,
-    "OPEN": 1,
-    "CLOSING": 2,
-    "CLOSED": 3,
+    "OPEN": OPEN,
+    "CLOSING": CLOSING,
+    "CLOSED": CLOSED,
 }
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
-OPEN, CLOSING, CLOSED = 1, 2, 3
 ONE_BUFFER = 16384  # microws's own: the largest frame it writes as one buffer (protocol)
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
