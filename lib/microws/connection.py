@@ -149,6 +149,8 @@ class WebSocket:
             await self._flush()
         while not msgs:
             p = self.proto
+            if p.failed and p.error is not None:  # a bad frame came after the messages taken
+                p.fail(*p.error)
             if p.state == _CLOSED:
                 await self._finish()
                 exc = self._closed_exc()
@@ -226,8 +228,11 @@ class WebSocket:
 
     async def close(self, code=1000, reason=""):
         """Close handshake: send a close frame, wait (close_timeout) for the peer's, close TCP."""
-        if self.proto.close_sent is None and not self._tcp_closed:
-            self.proto.send_close(code, reason)
+        p = self.proto
+        if p.error is not None:  # a bad frame is waiting behind the messages taken: its code
+            p.fail(*p.error)
+        elif p.close_sent is None and not self._tcp_closed:
+            p.send_close(code, reason)
         await self._finish()
 
     async def wait_closed(self):
@@ -336,6 +341,10 @@ class WebSocket:
         what we need (a message, or ``done`` set, e.g. a pong).
         """
         p = self.proto
+        if p.error is not None:  # not for the application's messages: fail now (recv did already)
+            p.fail(*p.error)
+            await self._after_read()
+            return
         while True:
             if (for_message and self._messages) or p.state == _CLOSED or (done is not None and done.is_set()):
                 return

@@ -127,6 +127,23 @@ async def test_client_fails_masked_server_frames_with_1002():
         await asyncio.wait_for(p.done.wait(), 5)
 
 
+async def test_client_answers_a_message_before_a_bad_frame_then_fails_1002():
+    # Message and bad frame in one write: the answer goes out, then the close 1002.
+    async def script(reader, writer):
+        await wp.send(writer, wp.frame(1, "hello", mask=False) + wp.frame(1, "x", mask=False, rsv=1))
+        fin, op, payload, masked = await wp.read_frame(reader, expect_masked=True)
+        assert (op, payload, masked) == (1, b"hello", True)
+        assert await wp.read_close(reader, expect_masked=True) == 1002
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        msg = await ws.recv()
+        await ws.send(msg)
+        e = await araises(microws.ConnectionClosedError, ws.recv())
+        assert e.code == 1002
+        await asyncio.wait_for(p.done.wait(), 5)
+
+
 async def test_client_reassembles_fragments_sent_one_byte_at_a_time():
     async def script(reader, writer):
         wire = wp.frame(1, "κόσ", fin=False, mask=False) + wp.frame(9, b"", mask=False)

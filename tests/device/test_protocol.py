@@ -214,6 +214,30 @@ def test_nothing_after_a_protocol_error_is_processed():
     assert [e for e in p.events if e[0] == OP_TEXT] == [(OP_TEXT, "a")]
 
 
+def test_a_bad_frame_after_messages_not_taken_fails_only_once_they_are():
+    # Frames are acted on in order: the message before the bad frame is delivered and
+    # may be answered, then the connection fails (Autobahn 3.2 strict).
+    p = server()
+    p.receive_data(frame(OP_TEXT, "a") + frame(OP_PING, "p") + frame(OP_TEXT, "b", rsv=4) + frame(OP_TEXT, "c"))
+    assert [e[0] for e in p.events] == [OP_TEXT, OP_PING] and p.events[0] == (OP_TEXT, "a")
+    assert p.error[0] == 1002 and p.failed and p.close_sent is None and p.state == OPEN
+    assert [f[1] for f in parse_out(sent(p), False)] == [OP_PONG]  # the ping before it: answered
+    p.events = ()
+    p.send_frame(OP_TEXT, b"a")  # the answer still goes out
+    p.receive_data(frame(OP_TEXT, "d"))  # nothing after the bad frame counts
+    assert p.events == ()
+    p.fail(*p.error)
+    assert p.error is None and p.state == CLOSED
+    assert [(f[1], f[2][:2]) for f in parse_out(sent(p), False)] == [(OP_TEXT, b"a"), (OP_CLOSE, b"\x03\xea")]
+
+
+def test_a_bad_frame_after_only_control_frames_fails_at_once():
+    p = client()
+    p.receive_data(frame(OP_PING, "p", mask=False) + frame(OP_BINARY, "b", mask=True))
+    assert p.error is None and p.state == CLOSED
+    assert close_code_sent(p) == 1002
+
+
 # ---- 5 fragmentation ----------------------------------------------------------
 
 
@@ -277,6 +301,32 @@ def test_text_ending_mid_character_across_fragments_fails_1007():
     p = server()
     p.receive_data(frame(OP_TEXT, b"ok\xe2", fin=False) + frame(0, b"\x82"))
     assert close_code_sent(p) == 1007
+
+
+def test_invalid_utf8_fails_as_soon_as_its_piece_of_a_frame_arrives():
+    # A text frame read in pieces is unmasked and checked piece by piece: 1007 comes
+    # with the piece that breaks it, not when the frame is complete (Autobahn 6.4.3).
+    for make in (server, client):
+        for first in (1000, 1001, 1002, 1003):  # every phase of the mask key
+            p = make()
+            wire = frame(OP_TEXT, b"a" * first + b"\xf4\x90\x80\x80" + b"b" * 2000, mask=not p.client)
+            head = len(wire) - (first + 2004)
+            p.receive_data(wire[: head + first - 7])
+            p.receive_data(wire[head + first - 7 : head + first])
+            assert p.state == OPEN and p.partial is not None
+            p.receive_data(wire[head + first : head + first + 2])  # 0xf4 0x90: no such code point
+            assert p.state == CLOSED and close_code_sent(p) == 1007, (p.client, first)
+
+
+def test_text_read_in_pieces_across_mask_phases_decodes_exactly():
+    text = "é€𐍈a" * 700
+    for make in (server, client):
+        for cut in (1, 2, 3, 5, 333):
+            p = make()
+            wire = frame(OP_TEXT, text, mask=not p.client)
+            for i in range(0, len(wire), cut * 97 + 1):
+                p.receive_data(wire[i : i + cut * 97 + 1])
+            assert p.events == [(OP_TEXT, text)], (p.client, cut)
 
 
 def test_binary_is_not_utf8_checked():
@@ -405,7 +455,7 @@ def test_message_within_max_size_but_not_within_memory_fails_1009():
     # heap), the connection fails with 1009 instead of the error escaping to the handler.
     import microws.protocol as protocol
 
-    def no_memory(payload):
+    def no_memory(payload, checked=False):
         raise MemoryError("test: no room for the str")
 
     decode_text = protocol.decode_text
@@ -502,6 +552,10 @@ def test_random_frames_never_escape_the_protocol_and_fail_with_a_valid_code():
                 k = 1 + next(rnd) % 37
                 p.receive_data(wire[i : i + k])  # must never raise
                 i += k
+            if p.error is not None:  # a bad frame held behind messages not taken yet
+                assert any(e[0] in (OP_TEXT, OP_BINARY) for e in p.events), (case, p.error)
+                assert p.close_sent is None and p.state != CLOSED, case
+                p.fail(*p.error)  # what the I/O layer does once they are taken
             if p.failed:
                 assert p.close_sent[0] in (1002, 1007, 1009), (case, p.close_sent)
                 assert p.state == CLOSED

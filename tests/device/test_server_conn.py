@@ -98,6 +98,32 @@ async def test_a_peer_still_sending_after_its_bad_frame_still_gets_the_close_cod
     assert s.closed[0][0] == 1002
 
 
+async def test_a_message_before_a_bad_frame_is_answered_then_the_connection_fails_1002():
+    # Both in one write: the handler gets the message and its echo goes out before
+    # the close (Autobahn 3.2, strict); the ping after the bad frame is not answered.
+    async with Running() as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(1, "hello") + wp.frame(1, "x", rsv=2) + wp.frame(9, "p"))
+        assert await wp.read_frame(r) == (0x80, 1, b"hello", False)
+        assert await wp.read_close(r) == 1002
+        assert await asyncio.wait_for(wp.read_eof(r), 5)
+        await wp.close_raw(w)
+    assert s.closed[0][0] == 1002
+
+
+async def test_a_handler_that_closes_with_a_bad_frame_held_closes_with_its_code():
+    async def handler(ws):
+        assert await ws.recv() == "hello"
+        await ws.close(1000)  # the peer's bad frame decides the code: 1002
+
+    async with Running(handler) as s:
+        r, w = await wp.ws_raw(s.port)
+        await wp.send(w, wp.frame(1, "hello") + wp.frame(1, "x", rsv=2))
+        assert await wp.read_close(r) == 1002
+        await wp.close_raw(w)
+    assert s.closed[0][0] == 1002
+
+
 async def test_send_to_a_peer_that_vanished_raises_connection_closed_1006_and_server_keeps_serving():
     # The client drops TCP without a close frame while the handler keeps sending:
     # the handler gets ConnectionClosedError 1006 (not a bare OSError from the socket).
