@@ -4,7 +4,9 @@ Bytes in: ``receive_data(data[, n])`` (or, for large payloads, ``payload_view()`
 ``payload_received(n)`` so the I/O layer can read straight into the message
 buffer). Events out: ``events`` is a list of ``(opcode, data)`` — 1 text (str),
 2 binary (bytes-like), 9 ping and 10 pong (bytes), 8 close ((code, reason)).
-``state``: 1 open, 2 closing, 3 closed.
+``state``: 1 open, 2 closing, 3 closed. ``error``: (code, reason) when a bad frame came
+after messages still in ``events``: take them (and answer them if you like), then call
+``fail(*error)``.
 Bytes out: ``out`` is a list of buffers to write in order; an item may be a
 generator of buffers (a large frame written in chunks, masked on the fly).
 No sockets, no clocks: the asyncio layer (``connection``) drives it.
@@ -131,12 +133,21 @@ class Protocol:
         pl = self.partial
         pl[1] += n
         try:
-            if pl[5] is not None:
-                self._text_so_far(pl)
-            if pl[1] == len(pl[0]):
+            buf, filled, _, _, key, utf8, done = pl
+            if utf8 is not None and filled > done:
+                # Text is unmasked and checked as it comes, so invalid UTF-8 fails at
+                # once, not when the whole frame is in (Autobahn 6.4.3, strict).
+                part = memoryview(buf)[done:filled]
+                if key is not None:
+                    o = done & 3  # the mask key's phase at this offset
+                    apply_mask(part, filled - done, key[o:] + key[:o] if o else key)
+                pl[6] = filled
+                if not utf8.feed(part):
+                    raise ProtocolError("invalid UTF-8 in text", 1007)
+            if filled == len(buf):
                 self._payload_complete()
         except ProtocolError as e:
-            self._error(e.code, str(e))
+            self.fail(e.code, str(e))
         except MemoryError:
             self._no_memory()
 
@@ -264,36 +275,30 @@ class Protocol:
                         pl[ln:] = b""
                     k = n - start
                     pl[:k] = buf[start:n]
-                    # Text is unmasked and checked as it comes, so invalid UTF-8 fails at
-                    # once, not when the whole frame is in (Autobahn 6.4.3, strict).
-                    utf8 = None
+                    utf8 = None  # text: checked as it comes (payload_received)
                     if op == _OP_TEXT:
                         utf8 = Utf8Stream()
                     elif op == _OP_CONT:
                         utf8 = self._msg[3]  # pyright: ignore[reportOptionalSubscript]
-                    self.partial = pl = [pl, k, b0 & 0x80, op, bytes(key) if key is not None else None, utf8, 0]
-                    if utf8 is not None:
-                        self._text_so_far(pl)
+                    self.partial = [pl, 0, b0 & 0x80, op, bytes(key) if key is not None else None, utf8, 0]
+                    self.payload_received(k)
                     return
             if i < n:
                 self._buf = bytes(buf[i:n])
         except ProtocolError as e:
-            self._error(e.code, str(e))
+            # Frames are acted on in order: messages parsed before the bad frame stay in
+            # ``events`` and the failure waits behind them in ``error`` (the I/O layer
+            # calls fail(*error) once the application has taken them), so it may still
+            # answer them, as Autobahn's strict verdict for 3.2, 4.x.3 and 5.15 wants.
+            # Nothing after the bad frame is parsed.
+            for ev in self.events:
+                if ev[0] < 8:
+                    self.failed = True
+                    self.error = (e.code, str(e))
+                    return
+            self.fail(e.code, str(e))
         except MemoryError:
             self._no_memory()
-
-    def _error(self, code, reason):
-        # Frames are acted on in order: messages parsed before the bad frame stay in
-        # ``events`` and the failure waits behind them in ``error`` (the I/O layer calls
-        # fail(*error) once the application has taken them), so it may still answer
-        # them, as Autobahn's strict verdict for 3.2, 4.x.3 and 5.15 wants. Nothing
-        # after the bad frame is parsed.
-        for ev in self.events:
-            if ev[0] < 8:
-                self.failed = True
-                self.error = (code, reason)
-                return
-        self.fail(code, reason)
 
     def _in_message(self, ln):
         # Where a continuation's ``ln`` payload bytes go in its message's buffer (on
@@ -305,7 +310,7 @@ class Protocol:
     def _no_memory(self):
         # A message that fits max_size but not the heap (a text message needs its bytes
         # and its str; a fragmented one a buffer that doubles): too big for us, 1009.
-        self._error(_CLOSE_TOO_BIG, "message too big for free memory")
+        self.fail(_CLOSE_TOO_BIG, "message too big for free memory")
 
     def _check_header(self, b0, op, ln, masked, hl):
         if b0 & 0x70:
@@ -333,18 +338,6 @@ class Protocol:
             raise ProtocolError("64-bit length with the most significant bit set")
         if op < 8 and (self._msg[2] if op == _OP_CONT else 0) + ln > self.max_size:
             raise PayloadTooBig("message larger than max_size=%d" % self.max_size)
-
-    def _text_so_far(self, pl):
-        # Unmask the text that arrived since last time and feed it to its Utf8Stream.
-        buf, filled, _, _, key, utf8, done = pl
-        if filled > done:
-            part = memoryview(buf)[done:filled]
-            if key is not None:
-                o = done & 3  # the mask key's phase at this offset
-                apply_mask(part, filled - done, key[o:] + key[:o] if o else key)
-            pl[6] = filled
-            if not utf8.feed(part):
-                raise ProtocolError("invalid UTF-8 in text", 1007)
 
     def _payload_complete(self):
         buf, _, fin, op, key, utf8, _ = self.partial  # pyright: ignore[reportGeneralTypeIssues]
