@@ -2,8 +2,8 @@
 
 The unix-port heap cap stands in for a board's RAM. The issue's budget is an echo
 server holding 8 connections in 64 KB and a client doing 100 round trips in 32 KB;
-measured today (bench/heap_min.py, bench/README.md) the library needs 64-65 KiB for
-bench's mix of messages (64 KiB passed 14 runs of 15) and 70 KiB for this test's (up
+measured today (bench/heap_min.py, bench/README.md) the library needs 65 KiB for
+bench's mix of messages (64 KiB passed 3 trials of 12) and 70 KiB for this test's (up
 to ~400 B), and 53 KiB for the client, on this 64-bit port, most of it the library's
 own bytecode loaded into the heap. These tests hold the library to what it achieves
 now, with 4-6 KiB to spare (a regression fails), not to the target it misses.
