@@ -133,7 +133,7 @@ class Protocol:
         pl = self.partial
         pl[1] += n
         try:
-            buf, filled, _, _, key, utf8, done = pl
+            buf, filled, _, _, key, utf8, done = pl  # pyright: ignore[reportGeneralTypeIssues]
             if utf8 is not None and filled > done:
                 # Text is unmasked and checked as it comes, so invalid UTF-8 fails at
                 # once, not when the whole frame is in (Autobahn 6.4.3, strict).
