@@ -149,17 +149,16 @@ class WebSocket:
             await self._flush()
         while not msgs:
             p = self.proto
-            if p.failed and p.error is not None:  # a bad frame came after the messages taken
-                p.fail(*p.error)
             if p.state == _CLOSED:
                 await self._finish()
                 exc = self._closed_exc()
                 if _iterating and not isinstance(exc, ConnectionClosedError):
                     raise StopAsyncIteration
                 raise exc
-            if MICROPYTHON and not self._reading:
+            if MICROPYTHON and not self._reading and not p.failed:
                 # Same as _read(), inlined: an idle connection then waits with one
-                # suspended coroutine less (heap per connection on a board).
+                # suspended coroutine less (heap per connection on a board). (Failed
+                # but open: a failure held behind the messages just taken; _read fails.)
                 self._reading = True
                 view = None if p.partial is None else p.payload_view()
                 try:
@@ -341,7 +340,7 @@ class WebSocket:
         what we need (a message, or ``done`` set, e.g. a pong).
         """
         p = self.proto
-        if p.error is not None:  # not for the application's messages: fail now (recv did already)
+        if p.error is not None:  # a bad frame came after messages now taken (or not ours to wait for)
             p.fail(*p.error)
             await self._after_read()
             return

@@ -28,6 +28,7 @@ _OP_PING = const(9)
 _OP_PONG = const(10)
 _CLOSE_NO_STATUS = const(1005)
 _CLOSE_ABNORMAL = const(1006)
+_CLOSE_INVALID_DATA = const(1007)
 _CLOSE_TOO_BIG = const(1009)
 _OPEN = const(1)
 _CLOSING = const(2)
@@ -83,8 +84,8 @@ class Protocol:
     out = ()
     close_rcvd = None  # (code, reason) received
     close_sent = None  # (code, reason) sent
-    failed = False  # we failed the connection (or hold a failure, see _error): parse no more
-    error = None  # (code, reason): a bad frame came after messages not yet taken (_error)
+    failed = False  # we failed the connection (or hold a failure, ``error``): parse no more
+    error = None  # (code, reason): a bad frame came after messages not yet taken (receive_data)
     eof = False
     _buf = b""  # unparsed bytes: a partial header (or a header waiting for ``want``)
     # The payload buffer for the header in _buf could not be made here (MemoryError):
@@ -143,7 +144,7 @@ class Protocol:
                     apply_mask(part, filled - done, key[o:] + key[:o] if o else key)
                 pl[6] = filled
                 if not utf8.feed(part):
-                    raise ProtocolError("invalid UTF-8 in text", 1007)
+                    raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
             if filled == len(buf):
                 self._payload_complete()
         except ProtocolError as e:
@@ -361,7 +362,7 @@ class Protocol:
                 _reserve(msg, end, self.max_size)[used:end] = pl
             msg[2] = end  # pyright: ignore[reportOptionalSubscript]
             if utf8 is not None and not utf8.feed(b"" if fed else pl, fin):
-                raise ProtocolError("invalid UTF-8 in text", 1007)
+                raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
             if not fin:
                 return
             self._msg = None
@@ -375,7 +376,7 @@ class Protocol:
             if op == _OP_TEXT and fed is None:
                 utf8 = Utf8Stream()
                 if not utf8.feed(pl):
-                    raise ProtocolError("invalid UTF-8 in text", 1007)
+                    raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
             self._msg = [op, pl if type(pl) is bytearray else bytearray(pl), len(pl), utf8]
             return
         if op == _OP_TEXT:
