@@ -9,9 +9,17 @@ import asyncio
 import os
 
 from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay, settle_heap
-from .errors import ConnectionClosed, InvalidHandshake
+from .errors import ConnectionClosed, InvalidHandshake, error_text
+from .frames import const  # MicroPython's, or a stand-in on CPython
 from .handshake import app_headers
 from .handshake_client import build_request, check_response, make_key
+
+# Error texts, by number into texts.T (see errors.error_text).
+_E_URL_SCHEME = const(38)
+_E_URL_USER = const(39)
+_E_URL_IPV6 = const(40)
+_E_URL_NO_HOST = const(41)
+_E_NOT_RECONNECTING = const(42)
 
 
 def parse_url(url):
@@ -21,7 +29,7 @@ def parse_url(url):
     elif url.startswith("wss://"):
         secure, rest = True, url[6:]
     else:
-        raise ValueError("URL must start with ws:// or wss://: %r" % url)
+        raise ValueError(error_text(_E_URL_SCHEME, url))
     slash = rest.find("/")
     query = rest.find("?")
     cut = slash if slash >= 0 else query
@@ -32,12 +40,12 @@ def parse_url(url):
     else:
         netloc, resource = rest, "/"
     if "@" in netloc:
-        raise ValueError("user info in WebSocket URLs is not supported")
+        raise ValueError(error_text(_E_URL_USER))
     port = 443 if secure else 80
     if netloc.startswith("["):  # IPv6 literal
         end = netloc.find("]")
         if end < 0:
-            raise ValueError("bad IPv6 address in %r" % url)
+            raise ValueError(error_text(_E_URL_IPV6, url))
         host = netloc[1:end]
         if netloc[end + 1 : end + 2] == ":":
             port = int(netloc[end + 2 :])
@@ -47,7 +55,7 @@ def parse_url(url):
     else:
         host = netloc
     if not host:
-        raise ValueError("no host in %r" % url)
+        raise ValueError(error_text(_E_URL_NO_HOST, url))
     return secure, host, port, resource
 
 
@@ -171,7 +179,7 @@ class connect:
 
     def __aiter__(self):
         if not self.reconnect:
-            raise TypeError("use connect(url, reconnect=True) to iterate over connections")
+            raise TypeError(error_text(_E_NOT_RECONNECTING))
         return self
 
     async def __anext__(self):

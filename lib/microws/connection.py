@@ -25,6 +25,9 @@ _CLOSE_ABNORMAL = const(1006)
 _OPEN = const(1)
 _CLOSED = const(3)
 _MAX_HEAD_SIZE = const(8192)  # a whole request or response head
+# Error texts, by number into texts.T (see errors.error_text).
+_E_HEAD_CLOSED = const(18)
+_E_HEAD_TOO_LARGE = const(19)
 
 MICROPYTHON = sys.implementation.name == "micropython"
 _BYTES_LIKE = (bytes, bytearray, memoryview)  # sent as binary
@@ -565,7 +568,7 @@ async def read_http_head(reader, limit=_MAX_HEAD_SIZE):
             chunk = await reader.read(1024)
             n = len(chunk)
         if not n:
-            raise InvalidHandshake("connection closed during the handshake", 400)
+            raise InvalidHandshake(_E_HEAD_CLOSED, 400)
         start = len(buf) - 3 if len(buf) > 3 else 0
         buf += chunk
         end = buf.find(b"\r\n\r\n", start)
@@ -574,4 +577,4 @@ async def read_http_head(reader, limit=_MAX_HEAD_SIZE):
                 return buf, b""
             return buf[: end + 4], buf[end + 4 :]
         if len(buf) > limit:
-            raise InvalidHandshake("request head too large", 414 if buf.find(b"\r\n") < 0 else 431)
+            raise InvalidHandshake(_E_HEAD_TOO_LARGE, 414 if buf.find(b"\r\n") < 0 else 431)

@@ -3,7 +3,38 @@
 ``super(Class, self)``, not ``super()``: the zero-argument form makes each
 ``__init__`` a closure over a ``__class__`` cell (256 B more heap for these four
 on the unix port).
+
+The library raises its errors by number (``ProtocolError(_E_RSV)``): the texts live in
+``texts`` and are read only when an error is made (``error_text``).
 """
+
+
+def error_text(msg, arg=None):
+    """``msg`` % ``arg`` (no formatting when ``arg`` is None); ``msg`` is a str, or the
+    number of a text in ``texts.T``.
+
+    That module is imported for this call and dropped again (from ``sys.modules`` and
+    the package): its strings are ~3 KB of heap a board would hold for nothing while
+    all goes well. MicroPython prints an exception's first argument, so the text is
+    made here, when the error is, not when it is shown.
+    """
+    if type(msg) is int:
+        import sys
+
+        try:
+            from .texts import T  # (not `from . import texts`: the package's __getattr__)
+
+            msg = T[msg]
+        except Exception:  # a heap too full to load them, or a partial copy of the library
+            msg, arg = "microws error %d (%r)", (msg, arg)
+        finally:
+            package = __name__[: __name__.rfind(".")]
+            sys.modules.pop(package + ".texts", None)
+            try:
+                delattr(sys.modules[package], "texts")
+            except (AttributeError, KeyError):
+                pass
+    return msg if arg is None else msg % arg
 
 
 class WebSocketError(Exception):
@@ -13,24 +44,24 @@ class WebSocketError(Exception):
 class InvalidHandshake(WebSocketError):
     """The opening handshake failed; ``status`` is the HTTP status that fits (or 0)."""
 
-    def __init__(self, msg, status=400):
-        super(InvalidHandshake, self).__init__(msg)
+    def __init__(self, msg, status=400, arg=None):
+        super(InvalidHandshake, self).__init__(error_text(msg, arg))
         self.status = status
 
 
 class ProtocolError(WebSocketError):
     """The peer broke RFC 6455; ``code`` is the close code to fail the connection with."""
 
-    def __init__(self, msg, code=1002):
-        super(ProtocolError, self).__init__(msg)
+    def __init__(self, msg, code=1002, arg=None):
+        super(ProtocolError, self).__init__(error_text(msg, arg))
         self.code = code
 
 
 class PayloadTooBig(ProtocolError):
     """A message is larger than ``max_size`` (close code 1009)."""
 
-    def __init__(self, msg):
-        super(PayloadTooBig, self).__init__(msg, 1009)
+    def __init__(self, msg, arg=None):
+        super(PayloadTooBig, self).__init__(msg, 1009, arg)
 
 
 class ConnectionClosed(WebSocketError):

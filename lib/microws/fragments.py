@@ -3,7 +3,13 @@
 Kept out of ``connection`` so boards that never fragment do not carry it in RAM.
 """
 
+from .errors import error_text
 from .frames import const  # MicroPython's, or a stand-in on CPython
+
+# Error texts, by number into texts.T (see errors.error_text).
+_E_NO_FRAGMENTS = const(43)
+_E_PART_TYPE = const(44)
+_E_PARTS_MIXED = const(45)
 
 # RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
 _OP_CONT = const(0)
@@ -28,7 +34,7 @@ async def send_fragments(ws, parts):
                 op = await _fragment(ws, op, prev)
                 prev = part
         if prev is None:
-            raise TypeError("empty fragmented message")
+            raise TypeError(error_text(_E_NO_FRAGMENTS))
         await _fragment(ws, op, prev, True)
     finally:
         ws._release(False)
@@ -43,9 +49,9 @@ async def _fragment(ws, op, part, last=False):
     elif isinstance(part, (bytes, bytearray, memoryview)):
         kind = _OP_BINARY
     else:
-        raise TypeError("message parts must be str or bytes")
+        raise TypeError(error_text(_E_PART_TYPE))
     if op and op != kind:
-        raise TypeError("a fragmented message mixes str and bytes")
+        raise TypeError(error_text(_E_PARTS_MIXED))
     ws._check_sendable()
     ws.proto.send_frame(_OP_CONT if op else kind, part, last)
     await ws._write_out()

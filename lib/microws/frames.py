@@ -30,6 +30,10 @@ except ImportError:  # CPython
 # checks that every copy has its RFC value.
 _CLOSE_NO_STATUS = const(1005)
 _CLOSE_INVALID_DATA = const(1007)
+# Error texts, by number into texts.T (see errors.error_text).
+_E_UTF8 = const(0)
+_E_CLOSE_ONE_BYTE = const(1)
+_E_CLOSE_CODE = const(2)
 
 try:
     from .speedups import apply_mask as _mask_native
@@ -100,7 +104,7 @@ def decode_text(payload, checked=False):
     copy, so a text message needs its size once, not twice.
     """
     if not checked and _scan is not None and _scan(payload, len(payload), 0) != 0:
-        raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
+        raise ProtocolError(_E_UTF8, _CLOSE_INVALID_DATA)
     if _scan_native is not None and type(payload) is bytearray and len(payload) > 1024:
         from .bigtext import adopt_text
 
@@ -110,7 +114,7 @@ def decode_text(payload, checked=False):
     try:
         return str(payload, "utf-8")
     except UnicodeError:
-        raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
+        raise ProtocolError(_E_UTF8, _CLOSE_INVALID_DATA)
 
 
 def close_code_is_valid(code):
@@ -126,10 +130,10 @@ def parse_close(payload):
     if n == 0:
         return _CLOSE_NO_STATUS, ""
     if n == 1:
-        raise ProtocolError("close frame with a 1-byte payload")
+        raise ProtocolError(_E_CLOSE_ONE_BYTE)
     code = (payload[0] << 8) | payload[1]
     if not close_code_is_valid(code):
-        raise ProtocolError("invalid close code %d" % code)
+        raise ProtocolError(_E_CLOSE_CODE, 1002, code)
     return code, decode_text(payload[2:])
 
 

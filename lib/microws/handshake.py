@@ -15,6 +15,11 @@ from .frames import const  # MicroPython's, or a stand-in on CPython
 
 _MAX_LINE = const(4096)  # request line / status line
 _MAX_HEADERS = const(64)
+# Error texts, by number into texts.T (see errors.error_text).
+_E_START_LINE_LONG = const(14)
+_E_TOO_MANY_HEADERS = const(15)
+_E_HEADER_LINE = const(16)
+_E_HEAD_NOT_TEXT = const(17)
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -45,7 +50,7 @@ def parse_head(head, has_start=True):
         if i < 0:
             i = end
         if i > _MAX_LINE:
-            raise InvalidHandshake("start line too long", 414)
+            raise InvalidHandshake(_E_START_LINE_LONG, 414)
         start = _text(head[:i])
         i += 2
     headers = {}
@@ -57,11 +62,11 @@ def parse_head(head, has_start=True):
         if j > i:
             count += 1
             if count > _MAX_HEADERS:
-                raise InvalidHandshake("too many headers", 431)
+                raise InvalidHandshake(_E_TOO_MANY_HEADERS, 431)
             line = _text(head[i:j])
             colon = line.find(":")
             if colon <= 0 or line[0] in " \t":
-                raise InvalidHandshake("malformed header line", 400)
+                raise InvalidHandshake(_E_HEADER_LINE, 400)
             name = line[:colon].strip().lower()
             # Usually "name: value": slice past the space, so strip() has nothing to copy.
             value = line[colon + 2 if line[colon + 1 : colon + 2] == " " else colon + 1 :].strip()
@@ -75,7 +80,7 @@ def _text(line):
     try:
         return line.decode()
     except UnicodeError:
-        raise InvalidHandshake("head is not valid text", 400)
+        raise InvalidHandshake(_E_HEAD_NOT_TEXT, 400)
 
 
 _HANDSHAKE_ONLY = ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "upgrade", "connection")

@@ -4,7 +4,17 @@ import binascii
 import os
 
 from .errors import InvalidHandshake
+from .frames import const  # MicroPython's, or a stand-in on CPython
 from .handshake import accept_key, header_tokens, parse_head
+
+# Error texts, by number into texts.T (see errors.error_text).
+_E_STATUS_LINE = const(31)
+_E_STATUS = const(32)
+_E_RESPONSE_UPGRADE = const(33)
+_E_RESPONSE_CONNECTION = const(34)
+_E_ACCEPT = const(35)
+_E_SUBPROTOCOL = const(36)
+_E_EXTENSION = const(37)
 
 
 def make_key():
@@ -35,23 +45,23 @@ def check_response(head, key, subprotocols=None):
     start, headers = parse_head(head)
     parts = start.split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise InvalidHandshake("malformed status line", 0)
+        raise InvalidHandshake(_E_STATUS_LINE, 0)
     try:
         status = int(parts[1])
     except ValueError:
-        raise InvalidHandshake("malformed status line", 0)
+        raise InvalidHandshake(_E_STATUS_LINE, 0)
     if status != 101:
-        raise InvalidHandshake("server answered %d instead of 101" % status, status)
+        raise InvalidHandshake(_E_STATUS, status, status)
     if "websocket" not in header_tokens(headers.get("upgrade")):
-        raise InvalidHandshake("response lacks 'Upgrade: websocket'", 0)
+        raise InvalidHandshake(_E_RESPONSE_UPGRADE, 0)
     if "upgrade" not in header_tokens(headers.get("connection")):
-        raise InvalidHandshake("response lacks 'Connection: Upgrade'", 0)
+        raise InvalidHandshake(_E_RESPONSE_CONNECTION, 0)
     if headers.get("sec-websocket-accept") != accept_key(key):
-        raise InvalidHandshake("wrong Sec-WebSocket-Accept", 0)
+        raise InvalidHandshake(_E_ACCEPT, 0)
     proto = headers.get("sec-websocket-protocol")
     if proto is not None:
         if not subprotocols or proto not in subprotocols:
-            raise InvalidHandshake("server chose a subprotocol we did not offer: %s" % proto, 0)
+            raise InvalidHandshake(_E_SUBPROTOCOL, 0, proto)
     if headers.get("sec-websocket-extensions"):
-        raise InvalidHandshake("server chose an extension we did not offer", 0)
+        raise InvalidHandshake(_E_EXTENSION, 0)
     return headers, proto

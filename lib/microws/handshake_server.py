@@ -3,7 +3,19 @@
 import binascii
 
 from .errors import InvalidHandshake
+from .frames import const  # MicroPython's, or a stand-in on CPython
 from .handshake import accept_key, header_tokens, parse_head
+
+# Error texts, by number into texts.T (see errors.error_text).
+_E_REQUEST_LINE = const(20)
+_E_NOT_HTTP11 = const(21)
+_E_NOT_GET = const(22)
+_E_NO_UPGRADE = const(23)
+_E_NO_CONNECTION_UPGRADE = const(24)
+_E_NO_HOST = const(25)
+_E_VERSION = const(26)
+_E_KEY = const(27)
+_E_ORIGIN = const(28)
 
 
 class Request:
@@ -25,9 +37,9 @@ def parse_request(head):
     start, headers = parse_head(head)
     parts = start.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise InvalidHandshake("malformed request line", 400)
+        raise InvalidHandshake(_E_REQUEST_LINE, 400)
     if parts[2] != "HTTP/1.1":
-        raise InvalidHandshake("HTTP/1.1 required", 400)
+        raise InvalidHandshake(_E_NOT_HTTP11, 400)
     return Request(parts[0], parts[1], headers)
 
 
@@ -35,26 +47,26 @@ def check_request(request, subprotocols=None, origins=None):
     """Validate a client upgrade; returns (accept value, chosen subprotocol or None)."""
     h = request.headers
     if request.method != "GET":
-        raise InvalidHandshake("WebSocket upgrade needs GET", 405)
+        raise InvalidHandshake(_E_NOT_GET, 405)
     if "websocket" not in header_tokens(h.get("upgrade")):
-        raise InvalidHandshake("missing 'Upgrade: websocket'", 426)
+        raise InvalidHandshake(_E_NO_UPGRADE, 426)
     if "upgrade" not in header_tokens(h.get("connection")):
-        raise InvalidHandshake("missing 'Connection: Upgrade'", 400)
+        raise InvalidHandshake(_E_NO_CONNECTION_UPGRADE, 400)
     if "host" not in h:
-        raise InvalidHandshake("missing Host", 400)
+        raise InvalidHandshake(_E_NO_HOST, 400)
     if h.get("sec-websocket-version") != "13":
-        raise InvalidHandshake("unsupported Sec-WebSocket-Version", 426)
+        raise InvalidHandshake(_E_VERSION, 426)
     key = h.get("sec-websocket-key", "")
     try:
         raw = binascii.a2b_base64(key)
     except ValueError:
         raw = b""
     if len(raw) != 16 or "," in key:
-        raise InvalidHandshake("invalid Sec-WebSocket-Key", 400)
+        raise InvalidHandshake(_E_KEY, 400)
     if origins is not None:
         origin = h.get("origin")
         if origin not in origins:
-            raise InvalidHandshake("origin %r not allowed" % origin, 403)
+            raise InvalidHandshake(_E_ORIGIN, 403, origin)
     chosen = None
     if subprotocols:
         for p in header_tokens(h.get("sec-websocket-protocol")):

@@ -34,6 +34,19 @@ _OPEN = const(1)
 _CLOSING = const(2)
 _CLOSED = const(3)
 _ONE_BUFFER = const(16384)  # see send_frame
+# Error texts, by number into texts.T (see errors.error_text).
+_E_UTF8 = const(0)
+_E_RSV = const(3)
+_E_CONTROL_OPCODE = const(4)
+_E_CONTROL_FRAGMENTED = const(5)
+_E_CONTROL_LONG = const(6)
+_E_DATA_OPCODE = const(7)
+_E_LONE_CONTINUATION = const(8)
+_E_DATA_IN_MESSAGE = const(9)
+_E_MASKED = const(10)
+_E_UNMASKED = const(11)
+_E_LENGTH_MSB = const(12)
+_E_TOO_BIG = const(13)
 
 _WHOLE_PAYLOAD = sys.implementation.name == "micropython"
 
@@ -144,7 +157,7 @@ class Protocol:
                     apply_mask(part, filled - done, key[o:] + key[:o] if o else key)
                 pl[6] = filled
                 if not utf8.feed(part):
-                    raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
+                    raise ProtocolError(_E_UTF8, _CLOSE_INVALID_DATA)
             if filled == len(buf):
                 self._payload_complete()
         except ProtocolError as e:
@@ -315,30 +328,30 @@ class Protocol:
 
     def _check_header(self, b0, op, ln, masked, hl):
         if b0 & 0x70:
-            raise ProtocolError("reserved bits set (no extension negotiated)")
+            raise ProtocolError(_E_RSV)
         if op >= 8:
             if op > _OP_PONG:
-                raise ProtocolError("reserved control opcode %d" % op)
+                raise ProtocolError(_E_CONTROL_OPCODE, 1002, op)
             if not b0 & 0x80:
-                raise ProtocolError("fragmented control frame")
+                raise ProtocolError(_E_CONTROL_FRAGMENTED)
             if ln > 125:
-                raise ProtocolError("control frame payload > 125 bytes")
+                raise ProtocolError(_E_CONTROL_LONG)
         elif op > _OP_BINARY:
-            raise ProtocolError("reserved data opcode %d" % op)
+            raise ProtocolError(_E_DATA_OPCODE, 1002, op)
         elif op == _OP_CONT:
             if self._msg is None:
-                raise ProtocolError("continuation frame without a message to continue")
+                raise ProtocolError(_E_LONE_CONTINUATION)
         elif self._msg is not None:
-            raise ProtocolError("new data frame inside a fragmented message")
+            raise ProtocolError(_E_DATA_IN_MESSAGE)
         if self.client:
             if masked:
-                raise ProtocolError("masked frame from server")
+                raise ProtocolError(_E_MASKED)
         elif not masked:
-            raise ProtocolError("unmasked frame from client")
+            raise ProtocolError(_E_UNMASKED)
         if hl >= 10 and ln >> 63:
-            raise ProtocolError("64-bit length with the most significant bit set")
+            raise ProtocolError(_E_LENGTH_MSB)
         if op < 8 and (self._msg[2] if op == _OP_CONT else 0) + ln > self.max_size:
-            raise PayloadTooBig("message larger than max_size=%d" % self.max_size)
+            raise PayloadTooBig(_E_TOO_BIG, self.max_size)
 
     def _payload_complete(self):
         buf, _, fin, op, key, utf8, _ = self.partial  # pyright: ignore[reportGeneralTypeIssues]
@@ -362,7 +375,7 @@ class Protocol:
                 _reserve(msg, end, self.max_size)[used:end] = pl
             msg[2] = end  # pyright: ignore[reportOptionalSubscript]
             if utf8 is not None and not utf8.feed(b"" if fed else pl, fin):
-                raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
+                raise ProtocolError(_E_UTF8, _CLOSE_INVALID_DATA)
             if not fin:
                 return
             self._msg = None
@@ -376,7 +389,7 @@ class Protocol:
             if op == _OP_TEXT and fed is None:
                 utf8 = Utf8Stream()
                 if not utf8.feed(pl):
-                    raise ProtocolError("invalid UTF-8 in text", _CLOSE_INVALID_DATA)
+                    raise ProtocolError(_E_UTF8, _CLOSE_INVALID_DATA)
             self._msg = [op, pl if type(pl) is bytearray else bytearray(pl), len(pl), utf8]
             return
         if op == _OP_TEXT:

@@ -8,9 +8,14 @@ import asyncio
 import sys
 
 from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay, settle_heap
-from .errors import ConnectionClosed, InvalidHandshake
+from .errors import ConnectionClosed, InvalidHandshake, error_text
+from .frames import const  # MicroPython's, or a stand-in on CPython
 from .handshake import app_headers
 from .handshake_server import accept_response, check_request, parse_request
+
+# Error texts, by number into texts.T (see errors.error_text).
+_E_NO_ROUTE = const(29)
+_E_NO_PORT = const(30)
 
 # The answer when the heap cannot hold one more connection: a constant, so sending it
 # allocates nothing.
@@ -160,7 +165,7 @@ class Server:
             if isinstance(handler, dict):
                 handler = handler.get(request.path.split("?", 1)[0])
                 if handler is None:
-                    raise InvalidHandshake("no WebSocket route for this path", 404)
+                    raise InvalidHandshake(_E_NO_ROUTE, 404)
             accept, subprotocol = check_request(request, opt["subprotocols"], opt["origins"])
             # Everything the connection needs is made before the 101 goes out: if the
             # heap runs short, _client still answers a plain 503, not a WebSocket that
@@ -273,7 +278,7 @@ def _bound_port(sock):
                         return int(fields[1].rsplit(":", 1)[1], 16)
         except OSError:
             pass
-    raise OSError("cannot find the bound port")
+    raise OSError(error_text(_E_NO_PORT))
 
 
 async def serve(

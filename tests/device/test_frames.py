@@ -245,3 +245,42 @@ def test_each_modules_private_rfc_constants_have_their_rfc_values():
                 assert value == expected[name], (module, name, value)
             assert seen.setdefault(name, value) == value, (module, name, value, seen[name])
     assert {"OP_TEXT", "OP_BINARY", "OPEN", "CLOSED"} <= set(found["connection.py"])
+
+
+def test_each_error_number_is_the_index_of_its_tagged_text():
+    # The library raises by number (`_E_NAME = const(n)`) into texts.T, whose lines are
+    # tagged `# E_NAME`: a number out of step would raise another error's text.
+    import microws.frames
+
+    with open(microws.frames.__file__.rsplit("/", 1)[0] + "/texts.py") as f:
+        tags = [line.rsplit("# ", 1)[1].strip() for line in f if '",  # E_' in line]
+    from microws.texts import T
+
+    assert len(tags) == len(T) and len(set(tags)) == len(tags)
+    used = set()
+    for module, names in private_consts().items():
+        for name, value in names.items():
+            if name.startswith("E_"):
+                assert tags[value] == name, (module, name, value, tags[value])
+                used.add(name)
+    assert used == set(tags), set(tags) - used  # no text left that nothing raises
+
+
+def test_an_error_made_by_number_has_its_text_and_leaves_the_texts_unloaded():
+    import sys
+
+    import microws
+    from microws.errors import InvalidHandshake, PayloadTooBig, ProtocolError, error_text
+
+    sys.modules.pop("microws.texts", None)
+    e = ProtocolError(4, 1002, 11)  # E_CONTROL_OPCODE
+    assert str(e) == "reserved control opcode 11" and e.code == 1002
+    assert str(PayloadTooBig(13, 16384)) == "message larger than max_size=16384"
+    e = InvalidHandshake(28, 403, "http://evil")  # E_ORIGIN
+    assert str(e) == "origin 'http://evil' not allowed" and e.status == 403
+    assert str(ProtocolError("as given", 1007)) == "as given"
+    assert "microws.texts" not in sys.modules and not hasattr(microws, "texts")
+    # Texts that cannot be loaded (heap full, library copied in part): the number still says which.
+    sys.modules["microws.texts"] = None  # pyright: ignore[reportArgumentType]
+    assert error_text(4, 11) == "microws error 4 (11)"
+    assert "microws.texts" not in sys.modules
