@@ -27,13 +27,10 @@ def error_text(msg, arg=None):
             msg = T[msg]
         except Exception:  # a heap too full to load them, or a partial copy of the library
             msg, arg = "microws error %d (%r)", (msg, arg)
-        finally:
+        finally:  # dropped again: from sys.modules and from the package
             package = __name__[: __name__.rfind(".")]
             sys.modules.pop(package + ".texts", None)
-            try:
-                delattr(sys.modules[package], "texts")
-            except (AttributeError, KeyError):
-                pass
+            sys.modules[package].__dict__.pop("texts", None)
     return msg if arg is None else msg % arg
 
 
