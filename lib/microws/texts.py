@@ -1,9 +1,9 @@
 """Every error text microws raises, by number: ``T[n]`` for a module's ``_E_NAME = const(n)``.
 
 Imported only while an error is being made (``errors.error_text``) and dropped again:
-a board keeps these ~3 KB of strings out of its heap while nothing goes wrong. A new
-text goes at the end with its tag; tests/device/test_frames.py checks that each
-``_E_NAME`` in the library is the index of the line tagged ``E_NAME`` here.
+resident, these strings would take ~2 KB of a board's heap for nothing while all goes
+well. A new text goes at the end with its tag; tests/device/test_frames.py checks that
+each ``_E_NAME`` in the library is the index of the line tagged ``E_NAME`` here.
 """
 
 T = (
