@@ -211,13 +211,18 @@ def test_plain_python_utf8_fallback_agrees_with_the_rules():
         assert utf8_scan(text[cut:], len(text) - cut, state) == 0, cut
 
 
+def _lib_dir():
+    """lib/microws, the sources of the library under test."""
+    import microws.frames
+
+    return microws.frames.__file__.rsplit("/", 1)[0]
+
+
 def private_consts():
     """{module file: {NAME: value}} of every ``_NAME = const(value)`` line in lib/microws."""
     import os
 
-    import microws.frames
-
-    lib = microws.frames.__file__.rsplit("/", 1)[0]
+    lib = _lib_dir()
     found = {}
     for name in sorted(os.listdir(lib)):
         if not name.endswith(".py"):
@@ -250,9 +255,7 @@ def test_each_modules_private_rfc_constants_have_their_rfc_values():
 def test_each_error_number_is_the_index_of_its_tagged_text():
     # The library raises by number (`_E_NAME = const(n)`) into texts.T, whose lines are
     # tagged `# E_NAME`: a number out of step would raise another error's text.
-    import microws.frames
-
-    with open(microws.frames.__file__.rsplit("/", 1)[0] + "/texts.py") as f:
+    with open(_lib_dir() + "/texts.py") as f:
         tags = [line.rsplit("# ", 1)[1].strip() for line in f if '",  # E_' in line]
     from microws.texts import T
 
