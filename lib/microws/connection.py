@@ -382,6 +382,16 @@ class WebSocket:
             p.payload_received(n)
         else:
             p.receive_data(_SCRATCH_MV, n)
+            if p.partial is not None:
+                # A big payload began: its rest is usually in the socket already. Take
+                # it now (the socket is non-blocking) instead of after a round through
+                # the scheduler's poll, one of the two a 64 KiB message cost.
+                try:
+                    k = self._reader.s.readinto(p.payload_view())
+                except OSError:
+                    k = None  # the next awaited read reports it
+                if k:  # None: nothing there yet; 0 (EOF): left to the next read
+                    p.payload_received(k)
         if p.events:
             self._drain_events()
         return p.out or p.state == _CLOSED or p.want
