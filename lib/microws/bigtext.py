@@ -35,8 +35,10 @@ def adopt_text(buf):
 
     The new str points at ``buf``'s data, with the NUL a str keeps after its end in
     ``buf``'s spare byte (the protocol leaves one after a big text; without one,
-    MicroPython adds 8, in place when the heap allows). At most a quarter of ``buf``
-    may be spare (the str keeps all of it), and nobody may change ``buf`` afterwards.
+    MicroPython adds 8, in place when the heap allows). The str keeps all of ``buf``'s
+    memory, spare room too (a fragmented message's buffer may be max_size: a copy
+    would need the text's size again while ``buf`` is held), and nobody may change
+    ``buf`` afterwards.
     The fields after the type pointer are, for a bytearray: typecode | spare bytes
     << 8, len, items; for a str: hash, len, data.
     Both layouts are checked on every call (against ``len``, ``hash`` and the buffer
@@ -48,7 +50,7 @@ def adopt_text(buf):
     a = id(buf) + _W
     kind = _word(a, -1)
     p = uctypes.addressof(buf)
-    if kind & 0xFF != 1 or not 0 < kind >> 8 <= n >> 2 or _word(a + _W, -1) != n or _word(a + 2 * _W, -1) != p:
+    if kind & 0xFF != 1 or not kind >> 8 or _word(a + _W, -1) != n or _word(a + 2 * _W, -1) != p:
         return None
     s = str(b"\x7f", "utf-8")  # a new heap str (not an interned one: checked next)
     a = id(s) + _W

@@ -72,6 +72,18 @@ ROOMY_HEAP = not _HEAP_SIZE or _HEAP_SIZE >= 512 * 1024
 # collecting each time costs more (8 MiB: 6.75M -> 8.83M), hence the quarter.
 _COLLECT_ABOVE = _HEAP_SIZE // 4 if _HEAP_SIZE else 1 << 62
 
+# A fragmented message's buffer that has reached _JUMP_FROM (a 32nd of the heap) and
+# must grow again first tries max_size at once, if that is at most _JUMP_CAP (3/4 of
+# the heap): one block, found while the heap holds little of the message. Doubling on
+# needs, at each step, a free run for the new size while the old buffer still lies
+# somewhere mid-heap; near the end there is often none. 1 MiB messages in 64 B to 1 MiB
+# fragments, echoed by a server on the unix port's 2 MiB heap, 8 rounds per size: 75
+# of 96 echoed before, 96 of 96 with this (480 of 480 over 20 rounds, twice; the
+# retry from a shallow stack alone, see _in_message: 74 of 96). The message keeps that
+# buffer, unused end and all: copying it out would need its size again meanwhile.
+_JUMP_FROM = _HEAP_SIZE >> 5 if _HEAP_SIZE else 1 << 62
+_JUMP_CAP = _HEAP_SIZE * 3 >> 2
+
 # A frame whose payload is up to this size goes out as one buffer with its header
 # (one write: MicroPython leaves Nagle on); a client's is masked into that buffer (the
 # copy is needed anyway: the caller's data must not change).
@@ -245,6 +257,9 @@ class Protocol:
                     i = start + ln
                     if not fast and op == _OP_CONT and ln and _WHOLE_PAYLOAD:
                         pl = self._in_message(ln)  # no buffer of its own
+                        if pl is None:  # see want: this frame is parsed again
+                            self._buf = bytes(buf[start - hl : n])
+                            return
                         pl[:] = buf[start:i]
                         if key is not None:
                             apply_mask(pl, ln, key)
@@ -271,12 +286,15 @@ class Protocol:
                     # Text gets a spare byte after its end, so that its str can be made
                     # without a copy (frames.decode_text).
                     room = ln + (op == _OP_TEXT)
-                    pl = self._room
-                    if pl is not None:
-                        self._room = None
-                    elif op == _OP_CONT and ln and _WHOLE_PAYLOAD:  # read into the message's buffer
+                    if op == _OP_CONT and ln and _WHOLE_PAYLOAD:  # read into the message's buffer
                         pl = self._in_message(ln)
                         room = ln
+                        if pl is None:  # see want
+                            self._buf = bytes(buf[i:n])
+                            return
+                    elif self._room is not None:
+                        pl = self._room
+                        self._room = None
                     else:
                         try:
                             pl = _big_buffer(room)
@@ -317,9 +335,22 @@ class Protocol:
     def _in_message(self, ln):
         # Where a continuation's ``ln`` payload bytes go in its message's buffer (on
         # MicroPython): a fragment gets no buffer of its own to be copied from.
+        # None when it cannot grow: ``want`` then asks the I/O layer for the grown
+        # buffer, made from a shallow stack (see payload_room), and the frame is
+        # parsed again.
         msg = self._msg
         used = msg[2]  # pyright: ignore[reportOptionalSubscript]
-        return memoryview(_reserve(msg, used + ln, self.max_size))[used : used + ln]
+        room = self._room
+        if room is not None:  # that grown buffer
+            self._room = None
+            room[:used] = memoryview(msg[1])[:used]  # pyright: ignore[reportOptionalSubscript]
+            msg[1] = room  # pyright: ignore[reportOptionalSubscript]
+        try:
+            return memoryview(_reserve(msg, used + ln, self.max_size))[used : used + ln]
+        except MemoryError:
+            # As _reserve would grow it (less the in-place doubling, which just failed).
+            self.want = max(min(2 * len(msg[1]), self.max_size + 1), used + ln + 1)  # pyright: ignore[reportOptionalSubscript]
+            return None
 
     def _no_memory(self):
         # A message that fits max_size but not the heap (a text message needs its bytes
@@ -380,7 +411,7 @@ class Protocol:
                 return
             self._msg = None
             pl = msg[1]
-            pl[msg[2] :] = b""  # the unused end (no copy; the memory stays with it)
+            pl[end:] = b""  # the unused end (no copy; the memory stays with it)
             if op == _OP_TEXT:  # validated fragment by fragment already
                 self._event((op, decode_text(pl, True)))
                 return
@@ -506,28 +537,36 @@ def _big_buffer(n):
 
 
 def _reserve(msg, end, max_size):
-    # The fragmented message's buffer, grown to hold ``end`` bytes. It doubles, never beyond
-    # max_size: a buffer per fragment joined at the end would cost 2x the message,
-    # and growing by each fragment would copy it every time. Doubling is extend() of
-    # itself: MicroPython's realloc grows it in place when the heap after it is free
-    # (the message then needs its size once, not the old and the new buffer: 1.5x);
-    # only the last step to max_size, when doubling would pass it, copies. (CPython
+    # The fragmented message's buffer, grown to hold ``end`` bytes. A buffer per
+    # fragment joined at the end would cost 2x the message, and growing by each
+    # fragment would copy it every time; so it doubles, by extend() of itself:
+    # MicroPython's realloc grows it in place when the heap after it is free (the
+    # message then needs its size once, not the old and the new buffer: 1.5x); never
+    # past max_size (+ 1: the spare byte of a text, see frames.decode_text). (CPython
     # copies: a bytearray with a memoryview of it alive cannot be resized there.)
     buf = msg[1]
     size = len(buf)
     if end <= size:
         return buf
     cap = max_size + 1
-    if _WHOLE_PAYLOAD and size and 2 * size <= cap:
-        if 2 * size > _COLLECT_ABOVE:
-            gc.collect()
-        while size < end and 2 * size <= cap:
+    new = None
+    if size >= _JUMP_FROM and 2 * size < cap <= _JUMP_CAP:
+        try:  # see _JUMP_FROM
+            new = _big_buffer(cap)
+        except MemoryError:
+            pass  # doubling may still find room
+    if new is None:
+        n = 2 * size
+        if not end <= n <= cap:
+            n = max(min(n, cap), end + (msg[0] == _OP_TEXT))
+        elif _WHOLE_PAYLOAD:
+            if n > _COLLECT_ABOVE:
+                gc.collect()
             buf.extend(buf)  # pyright: ignore[reportAttributeAccessIssue]
-            size *= 2
-        if size >= end:
             return buf
-    new = msg[1] = _big_buffer(max(min(2 * size, cap), end + (msg[0] == _OP_TEXT)))
+        new = _big_buffer(n)
     new[: msg[2]] = memoryview(buf)[: msg[2]]
+    msg[1] = new
     return new
 
 

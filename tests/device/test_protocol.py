@@ -4,12 +4,14 @@ Each test feeds bytes from ``wirepeer`` (an independent frame builder) and check
 events and the bytes microws would send.
 """
 
+from devtest import IS_MICROPYTHON
 from wirepeer import (
     CLOSED,
     CLOSING,
     ONE_BUFFER,
     OP_BINARY,
     OP_CLOSE,
+    OP_CONT,
     OP_PING,
     OP_PONG,
     OP_TEXT,
@@ -448,6 +450,64 @@ def test_payload_buffer_that_cannot_be_made_anywhere_fails_1009():
         assert close_code_sent(p) == 1009
     finally:
         del protocol.bytearray
+
+
+def test_fragmented_message_whose_buffer_cannot_grow_asks_the_io_layer_then_goes_on():
+    # On MicroPython a continuation is read straight into its message's buffer; when
+    # that cannot grow (a full heap, or a dead big message still pinned by a stale
+    # pointer on this task's stack) the grown buffer is asked of the I/O layer, made
+    # from a shallow stack, and the frame is parsed again. (CPython gives a fragment
+    # its own buffer first: the same ask, for that one.)
+    data = bytes(range(256)) * 20  # 5 KiB: its message buffer cannot be made here
+    whole = frame(OP_BINARY, b"first", fin=False) + frame(OP_CONT, data)
+    # Arriving in pieces (the continuation's payload is then read into place); and,
+    # on MicroPython, in one read (the frame is copied into place from the read).
+    for cut in (200, len(whole)) if IS_MICROPYTHON else (200,):
+        protocol = _without_big_buffers(1024)
+        try:
+            p = server()
+            p.receive_data(whole[:cut])
+            assert p.want >= len(data) and not p.events and p.state == OPEN, cut
+            assert p.payload_view() is None
+            p.payload_room(bytearray(p.want))
+            assert p.want == 0
+        finally:
+            del protocol.bytearray
+        p.receive_data(whole[cut:])
+        assert p.events == [(OP_BINARY, bytearray(b"first" + data))], cut
+        assert p.state == OPEN
+
+
+def test_fragmented_message_buffer_takes_max_size_at_once_from_a_32nd_of_the_heap():
+    # Past _JUMP_FROM the buffer tries max_size in one block instead of doubling on,
+    # and keeps it when the message ends well short of it (text made into a str from
+    # it all the same); when max_size cannot be had, doubling goes on.
+    import microws.protocol as protocol
+
+    saved = protocol._JUMP_FROM, protocol._JUMP_CAP
+    protocol._JUMP_FROM, protocol._JUMP_CAP = 1000, 1 << 30
+    try:
+        for op in (OP_BINARY, OP_TEXT):
+            for limit in (None, 4096):  # None: max_size can be had; 4096: it cannot
+                if limit:
+                    _without_big_buffers(limit)
+                try:
+                    p = server(max_size=65536)
+                    piece = b"0123456789" * 60  # 600 B
+                    p.receive_data(frame(op, piece, fin=False))
+                    p.receive_data(frame(OP_CONT, piece, fin=False))
+                    assert len(p._msg[1]) == 1200  # doubled: it held 600 B, under 1000
+                    p.receive_data(frame(OP_CONT, piece, fin=False))
+                    assert len(p._msg[1]) == (65537 if limit is None else 2400)
+                    p.receive_data(frame(OP_CONT, piece))
+                    (got_op, msg), = p.events
+                    want = piece * 4 if op == OP_BINARY else (piece * 4).decode()
+                    assert got_op == op and msg == want and len(msg) == 2400, (op, limit)
+                finally:
+                    if limit:
+                        del protocol.bytearray
+    finally:
+        protocol._JUMP_FROM, protocol._JUMP_CAP = saved
 
 
 def test_message_within_max_size_but_not_within_memory_fails_1009():
