@@ -36,9 +36,9 @@ def adopt_text(buf):
     The new str points at ``buf``'s data, with the NUL a str keeps after its end in
     ``buf``'s spare byte (the protocol leaves one after a big text; without one,
     MicroPython adds 8, in place when the heap allows). The str keeps all of ``buf``'s
-    memory, spare room too (a fragmented message's buffer may be max_size: a copy
-    would need the text's size again while ``buf`` is held), and nobody may change
-    ``buf`` afterwards.
+    memory, spare room too (a fragmented message's buffer may be up to twice its
+    text: a copy would need the text's size again while ``buf`` is held), and nobody
+    may change ``buf`` afterwards.
     The fields after the type pointer are, for a bytearray: typecode | spare bytes
     << 8, len, items; for a str: hash, len, data.
     Both layouts are checked on every call (against ``len``, ``hash`` and the buffer

@@ -72,17 +72,15 @@ ROOMY_HEAP = not _HEAP_SIZE or _HEAP_SIZE >= 512 * 1024
 # collecting each time costs more (8 MiB: 6.75M -> 8.83M), hence the quarter.
 _COLLECT_ABOVE = _HEAP_SIZE // 4 if _HEAP_SIZE else 1 << 62
 
-# A fragmented message's buffer that has reached _JUMP_FROM (a 32nd of the heap) and
-# must grow again first tries max_size at once, if that is at most _JUMP_CAP (3/4 of
-# the heap): one block, found while the heap holds little of the message. Doubling on
-# needs, at each step, a free run for the new size while the old buffer still lies
-# somewhere mid-heap; near the end there is often none. 1 MiB messages in 64 B to 1 MiB
+# A fragmented message's buffer that has reached a 32nd of the heap and must grow
+# again first tries max_size at once, if that is at most 3/4 of the heap (_reserve):
+# one block, found while the heap holds little of the message. Doubling on needs, at
+# each step, a free run for the new size while the old buffer still lies somewhere
+# mid-heap; near the end there is often none. 1 MiB messages in 64 B to 1 MiB
 # fragments, echoed by a server on the unix port's 2 MiB heap, 8 rounds per size: 75
 # of 96 echoed before, 96 of 96 with this (480 of 480 over 20 rounds, twice; the
-# retry from a shallow stack alone, see _in_message: 74 of 96). The message keeps that
-# buffer, unused end and all: copying it out would need its size again meanwhile.
-_JUMP_FROM = _HEAP_SIZE >> 5 if _HEAP_SIZE else 1 << 62
-_JUMP_CAP = _HEAP_SIZE * 3 >> 2
+# retry from a shallow stack alone, see _in_message: 74 of 96). A message that ends
+# below half of it is copied out to its size if the heap allows (else it keeps it all).
 
 # A frame whose payload is up to this size goes out as one buffer with its header
 # (one write: MicroPython leaves Nagle on); a client's is masked into that buffer (the
@@ -411,6 +409,11 @@ class Protocol:
                 return
             self._msg = None
             pl = msg[1]
+            if len(pl) > 2 * end:  # max_size taken at once (_reserve), most of it unused:
+                try:  # a copy of its size (+1: the spare byte a text's str takes)
+                    pl = pl[: end + 1]
+                except MemoryError:
+                    pass  # it keeps the big one
             pl[end:] = b""  # the unused end (no copy; the memory stays with it)
             if op == _OP_TEXT:  # validated fragment by fragment already
                 self._event((op, decode_text(pl, True)))
@@ -550,8 +553,8 @@ def _reserve(msg, end, max_size):
         return buf
     cap = max_size + 1
     new = None
-    if size >= _JUMP_FROM and 2 * size < cap <= _JUMP_CAP:
-        try:  # see _JUMP_FROM
+    if size >= _HEAP_SIZE >> 5 and 2 * size < cap <= _HEAP_SIZE * 3 >> 2:  # (CPython: 0)
+        try:  # see "a 32nd of the heap" above
             new = _big_buffer(cap)
         except MemoryError:
             pass  # doubling may still find room

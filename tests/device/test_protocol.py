@@ -479,35 +479,41 @@ def test_fragmented_message_whose_buffer_cannot_grow_asks_the_io_layer_then_goes
 
 
 def test_fragmented_message_buffer_takes_max_size_at_once_from_a_32nd_of_the_heap():
-    # Past _JUMP_FROM the buffer tries max_size in one block instead of doubling on,
-    # and keeps it when the message ends well short of it (text made into a str from
-    # it all the same); when max_size cannot be had, doubling goes on.
+    # From a 32nd of the heap the buffer tries max_size in one block (if at most 3/4 of
+    # the heap) instead of doubling on; a message that ends below half of it is copied
+    # out to its size, one above half keeps it; when max_size cannot be had, doubling
+    # goes on.
     import microws.protocol as protocol
 
-    saved = protocol._JUMP_FROM, protocol._JUMP_CAP
-    protocol._JUMP_FROM, protocol._JUMP_CAP = 1000, 1 << 30
+    saved = protocol._HEAP_SIZE
+    protocol._HEAP_SIZE = 32000  # from 1000 B, up to 24000 B
+    piece = b"0123456789" * 60  # 600 B
     try:
         for op in (OP_BINARY, OP_TEXT):
-            for limit in (None, 4096):  # None: max_size can be had; 4096: it cannot
+            # (max_size, bytearray limit, buffer after the third piece, copied out at the end)
+            for max_size, limit, grown, copied in ((16000, None, 16001, True), (4000, None, 4001, False),
+                                                   (16000, 4096, 2400, False), (24000, None, 2400, False)):
                 if limit:
                     _without_big_buffers(limit)
                 try:
-                    p = server(max_size=65536)
-                    piece = b"0123456789" * 60  # 600 B
+                    p = server(max_size=max_size)
                     p.receive_data(frame(op, piece, fin=False))
                     p.receive_data(frame(OP_CONT, piece, fin=False))
                     assert len(p._msg[1]) == 1200  # doubled: it held 600 B, under 1000
                     p.receive_data(frame(OP_CONT, piece, fin=False))
-                    assert len(p._msg[1]) == (65537 if limit is None else 2400)
+                    big = p._msg[1]
+                    assert len(big) == grown, (op, max_size, limit)
                     p.receive_data(frame(OP_CONT, piece))
                     (got_op, msg), = p.events
                     want = piece * 4 if op == OP_BINARY else (piece * 4).decode()
-                    assert got_op == op and msg == want and len(msg) == 2400, (op, limit)
+                    assert got_op == op and msg == want and len(msg) == 2400, (op, max_size, limit)
+                    if op == OP_BINARY:
+                        assert (msg is not big) == copied, (max_size, limit)
                 finally:
                     if limit:
                         del protocol.bytearray
     finally:
-        protocol._JUMP_FROM, protocol._JUMP_CAP = saved
+        protocol._HEAP_SIZE = saved
 
 
 def test_message_within_max_size_but_not_within_memory_fails_1009():
