@@ -328,13 +328,10 @@ class Protocol:
         # parsed again.
         msg = self._msg
         used = msg[2]  # pyright: ignore[reportOptionalSubscript]
-        room = self._room
-        if room is not None:  # that grown buffer
-            self._room = None
-            room[:used] = memoryview(msg[1])[:used]  # pyright: ignore[reportOptionalSubscript]
-            msg[1] = room  # pyright: ignore[reportOptionalSubscript]
+        room = self._room  # that grown buffer, if made
+        self._room = None
         try:
-            return memoryview(_reserve(msg, used + ln, self.max_size))[used : used + ln]
+            return memoryview(_reserve(msg, used + ln, self.max_size, room))[used : used + ln]
         except MemoryError:
             # As _reserve would grow it (less the in-place doubling, which just failed).
             self.want = max(min(2 * len(msg[1]), self.max_size + 1), used + ln + 1)  # pyright: ignore[reportOptionalSubscript]
@@ -529,10 +526,11 @@ def _big_buffer(n):
     return bytearray(n)
 
 
-def _reserve(msg, end, max_size):
-    # The fragmented message's buffer, grown to hold ``end`` bytes. A buffer per
-    # fragment joined at the end would cost 2x the message, and growing by each
-    # fragment would copy it every time; so it doubles, by extend() of itself:
+def _reserve(msg, end, max_size, new=None):
+    # The fragmented message's buffer, grown to hold ``end`` bytes (into ``new`` when
+    # the I/O layer made it: see Protocol._in_message). A buffer per fragment joined
+    # at the end would cost 2x the message, and growing by each fragment would copy it
+    # every time; so it doubles, by extend() of itself:
     # MicroPython's realloc grows it in place when the heap after it is free (the
     # message then needs its size once, not the old and the new buffer: 1.5x); never
     # past max_size (+ 1: the spare byte of a text, see frames.decode_text). (CPython
@@ -550,8 +548,7 @@ def _reserve(msg, end, max_size):
     if end <= size:
         return buf
     cap = max_size + 1
-    new = None
-    if size >= _HEAP_SIZE >> 5 and 2 * size < cap <= _HEAP_SIZE * 3 >> 2:  # (CPython: 0)
+    if new is None and size >= _HEAP_SIZE >> 5 and 2 * size < cap <= _HEAP_SIZE * 3 >> 2:  # (CPython: 0)
         try:
             new = _big_buffer(cap)
         except MemoryError:
