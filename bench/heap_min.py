@@ -7,7 +7,9 @@ Prints, for the current lib/microws:
 - heap per idle open connection on the server (gc.mem_alloc delta for N idle / N);
 - the smallest ``-X heapsize`` (binary search, 1 KiB steps) for an echo server doing
   1 connection x 100 echoes, for one holding 8 connections doing echoes, and for a
-  client doing 100 round trips.
+  client doing 100 round trips;
+- the same two server figures for microdot's WebSocket echo (``bench/ref/microdot_echo.py``,
+  microdot compiled to .mpy the same way), the reference measured in the same run.
 
 Usage: .venv/bin/python bench/heap_min.py [--quick]   (peers: CPython websockets)
 Targets (issue 2): <= 1.5 KB per idle connection; 1 conn within 24 KB; 8 conns
@@ -17,6 +19,7 @@ within 64 KB; library <= 16 KB of .mpy.
 import argparse
 import asyncio
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -72,6 +75,63 @@ async def server_trial(mpy_dir, heap, conns, n=100):
             await asyncio.wait_for(_echoes(url, 1, 3), TRIAL_TIMEOUT)  # and still serving
             return _clean(server)
     except Exception:  # MemoryError in the peer shows up as a failed handshake or echo
+        return False
+
+
+MICRODOT_FILES = ("__init__", "microdot", "websocket", "helpers")  # what its echo imports
+
+
+def compile_microdot(out_dir):
+    """microdot (from the bench environment) and its echo app as .mpy in ``out_dir``;
+    returns the .mpy bytes of the microdot files."""
+    import microdot
+
+    src = Path(microdot.__file__).parent
+    pkg = Path(out_dir) / "microdot"
+    pkg.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for name in MICRODOT_FILES:
+        mpylib.mpy_cross(src / (name + ".py"), pkg / (name + ".mpy"), "microdot/%s.py" % name)
+        total += (pkg / (name + ".mpy")).stat().st_size
+    app = ROOT / "bench" / "ref" / "microdot_echo.py"
+    mpylib.mpy_cross(app, Path(out_dir) / "microdot_echo.mpy", app.name)
+    return total
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _wait_listening(port, timeout=10):
+    # microdot prints READY before it listens: wait for the port, not for a while.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.01)
+
+
+async def microdot_trial(md_dir, heap, conns, n=100):
+    """server_trial for microdot's echo (route /echo, max message 64 KiB like ours)."""
+    port = _free_port()
+    argv = [MICROPYTHON, "-X", "heapsize=%d" % heap, "-m", "microdot_echo", str(port), "65536"]
+    try:
+        async with await Peer.start(argv, env=mp_env(md_dir), cwd=md_dir, port_timeout=None) as server:
+            await server.expect("READY", 10)
+            await _wait_listening(port)
+            url = "ws://127.0.0.1:%d/echo" % port
+            await asyncio.wait_for(_echoes(url, conns, n), TRIAL_TIMEOUT)
+            await asyncio.wait_for(_echoes(url, 1, 3), TRIAL_TIMEOUT)
+            return _clean(server)
+    except Exception:
         return False
 
 
@@ -195,12 +255,16 @@ async def main(quick):
         print("heap taken by `import microws`: %d bytes" % await import_cost(tmp))
         files, rom = await import_heaps(tmp, False), await import_heaps(tmp, True)
         for mod in files:
-            print("heap taken by `import microws.%s`: %d bytes; executed in place from ROMFS: %d bytes"
-                  % (mod, files[mod], rom[mod]))
+            print(
+                "heap taken by `import microws.%s`: %d bytes; executed in place from ROMFS: %d bytes"
+                % (mod, files[mod], rom[mod])
+            )
         for mod in ("server", "client"):
             n, size, total = await interned(tmp, "microws." + mod)
-            print("qstrs interned by `import microws.%s`: %d (%d bytes of pools and text; %d in all, pools full at 300)"
-                  % (mod, n, size, total))
+            print(
+                "qstrs interned by `import microws.%s`: %d (%d bytes of pools and text; %d in all, pools full at 300)"
+                % (mod, n, size, total)
+            )
         per = await idle_cost(tmp)
         print("heap per idle server connection: %.0f bytes (N=%d, target <= 1536)" % (per, IDLE_N))
         if quick:
@@ -211,6 +275,22 @@ async def main(quick):
         print("smallest heap, server 8 conns x 100 echoes each: %s (target <= 64 KiB)" % _k(eight))
         client = await smallest(lambda h: client_trial(tmp, h))
         print("smallest heap, client 100 round trips: %s (target <= 32 KiB)" % _k(client))
+        md_dir = Path(tmp) / "microdot-ref"
+        md_size = compile_microdot(md_dir)
+        md_one = await smallest(lambda h: microdot_trial(md_dir, h, 1))
+        md_eight = await smallest(lambda h: microdot_trial(md_dir, h, 8))
+        print(
+            "reference, microdot's WebSocket echo (%d bytes of .mpy): smallest heap 1 conn x 100 echoes %s, "
+            "8 conns %s" % (md_size, _k(md_one), _k(md_eight))
+        )
+        if one and eight and md_one and md_eight:
+            print("  microws / microdot: 1 conn %.2fx, 8 conns %.2fx" % (one / md_one, eight / md_eight))
+            # Each connection beyond the first, from the two searches (microdot cannot
+            # be asked for gc.mem_alloc() the way our echo_server answers "!mem").
+            print(
+                "  heap per extra connection, (8 conns - 1 conn) / 7: microws %.1f KiB, microdot %.1f KiB"
+                % ((eight - one) / 7 / KIB, (md_eight - md_one) / 7 / KIB)
+            )
 
 
 def _k(n):

@@ -44,15 +44,16 @@ def compile_to(out_dir, *scripts):
     sizes = {}
     for src in sorted(LIB_SRC.glob("*.py")):
         dst = pkg / (src.stem + ".mpy")
-        _mpy_cross(src, dst, "microws/" + src.name)
+        mpy_cross(src, dst, "microws/" + src.name)
         sizes["microws/" + dst.name] = dst.stat().st_size
     for script in scripts:
         script = Path(script)
-        _mpy_cross(script, out_dir / (script.stem + ".mpy"), script.name)
+        mpy_cross(script, out_dir / (script.stem + ".mpy"), script.name)
     return sizes
 
 
-def _mpy_cross(src, dst, name):
+def mpy_cross(src, dst, name):
+    """Compile one file to ``dst`` for ARCH; ``name`` is the source name tracebacks show."""
     subprocess.run(
         [str(MPY_CROSS), "-march=" + ARCH, "-s", name, "-o", str(dst), str(src)],
         check=True,
