@@ -69,12 +69,13 @@ def check_request(request, subprotocols=None, origins=None):
             raise InvalidHandshake(_E_ORIGIN, 403, origin)
     chosen = None
     if subprotocols:
-        for p in header_tokens(h.get("sec-websocket-protocol")):
-            for mine in subprotocols:
-                if p == mine.lower():
-                    chosen = mine
-                    break
-            if chosen:
+        # The client's first preference we support, compared and answered exactly as
+        # the client spelled it: the answer must be one of its values (RFC 6455 4.2.2),
+        # and subprotocol names are case-sensitive.
+        for p in h.get("sec-websocket-protocol", "").split(","):
+            p = p.strip()
+            if p in subprotocols:
+                chosen = p
                 break
     return accept_key(key), chosen
 

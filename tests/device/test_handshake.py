@@ -25,6 +25,14 @@ def test_valid_request_yields_accept_and_chosen_subprotocol():
     assert check_request(req, ["a", "b"]) == ("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "b")
 
 
+def test_subprotocols_are_matched_case_sensitively_and_answered_as_the_client_wrote_them():
+    req = parse_request(upgrade_request(extra=["Sec-WebSocket-Protocol: Chat , mqtt"]))
+    assert check_request(req, ["chat", "mqtt"])[1] == "mqtt"  # not "Chat": another name
+    assert check_request(req, ["Chat"])[1] == "Chat"
+    assert check_request(req, ["CHAT", "MQTT"])[1] is None
+    assert check_request(parse_request(upgrade_request()), ["chat"])[1] is None  # none offered
+
+
 def test_obsolete_line_folding_is_refused():
     with raises(InvalidHandshake) as e:
         parse_head(b"GET / HTTP/1.1\r\nX-A: 1\r\n  continued\r\n\r\n")
