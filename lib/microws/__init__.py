@@ -19,6 +19,12 @@ if TYPE_CHECKING:  # what __getattr__ below returns, for type checkers
     from .client import connect
     from .server import serve
 
+# The error texts' module while an error is made, else None (errors.error_text): named
+# here from the start, so that loading it mid-run does not grow this module's dict. A
+# dict that grows gets a new table, and one made while the heap is full of garbage
+# lands high: a block for good in the middle of the free run a big message needs.
+texts = None
+
 __version__ = "0.1.0"
 __all__ = [
     "connect",

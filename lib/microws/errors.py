@@ -13,8 +13,8 @@ def error_text(msg, arg=None):
     """``msg`` % ``arg`` (no formatting when ``arg`` is None); ``msg`` is a str, or the
     number of a text in ``texts.T``.
 
-    That module is imported for this call and dropped again (from ``sys.modules`` and
-    the package): its strings would hold ~2 KB of a board's heap for nothing while
+    That module is imported for this call and dropped again (from ``sys.modules``, and
+    the package's ``texts`` is None again): its strings would hold ~2 KB of a board's heap for nothing while
     all goes well. MicroPython prints an exception's first argument, so the text is
     made here, when the error is, not when it is shown.
     """
@@ -27,10 +27,10 @@ def error_text(msg, arg=None):
             msg = T[msg]
         except Exception:  # a heap too full to load them, or a partial copy of the library
             msg, arg = "microws error %d (%r)", (msg, arg)
-        finally:  # dropped again: from sys.modules and from the package
+        finally:  # dropped again: from sys.modules, and the package's name for it is None
             package = __name__[: __name__.rfind(".")]
             sys.modules.pop(package + ".texts", None)
-            sys.modules[package].__dict__.pop("texts", None)
+            sys.modules[package].texts = None  # pyright: ignore[reportAttributeAccessIssue] (why: its own `texts = None`)
     return msg if arg is None else msg % arg
 
 
