@@ -99,18 +99,6 @@ else:  # a port without viper: the same check in plain Python (slow, but correct
 _adopt = None  # bigtext.adopt_text, once a big text has come
 
 
-def _load_adopt():
-    # After a collection, as settle_heap (connection) says why: this code stays for good,
-    # and the heap is likely full of garbage when the first big text arrives.
-    global _adopt
-    import gc
-
-    gc.collect()
-    from .bigtext import adopt_text
-
-    _adopt = adopt_text
-
-
 def decode_text(payload, checked=False):
     """The text of a complete message; strict UTF-8 or ProtocolError 1007 (``checked``:
     already validated, e.g. fragment by fragment).
@@ -121,9 +109,17 @@ def decode_text(payload, checked=False):
     if not checked and _scan is not None and _scan(payload, len(payload), 0) != 0:
         raise ProtocolError(_E_UTF8, _CLOSE_INVALID_DATA)
     if _scan_native is not None and type(payload) is bytearray and len(payload) > 1024:
+        global _adopt
         if _adopt is None:
-            _load_adopt()
-        s = _adopt(payload)  # pyright: ignore[reportOptionalCall]
+            # Loaded after a collection (see connection.settle_heap): this code stays for
+            # good, and the heap is likely full of garbage when the first big text comes.
+            import gc
+
+            gc.collect()
+            from .bigtext import adopt_text
+
+            _adopt = adopt_text
+        s = _adopt(payload)
         if s is not None:
             return s
     try:

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 # mid-heap (the collector never moves a block) and split the free run in two (58 KiB
 # in use, longest free run 866 KiB). connection.settle_heap now collects before a
 # connection's objects are made on every MicroPython heap, and what the library loads
-# mid-run is loaded low (frames._load_adopt, the package's `texts` name).
+# mid-run is loaded low (bigtext, after a collection; the package's `texts` name).
 MAX_SIZE = {"micropython": 1 << 20, "cpython": 16 << 20}
 LARGEST = {"micropython": 1 << 20, "cpython": 16 << 20}
 HELD_ONCE = {"micropython": 1 << 20, "cpython": 0}
