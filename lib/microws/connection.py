@@ -544,7 +544,7 @@ else:
         return t.get_write_buffer_size() >= 65536 or t.is_closing()
 
 
-def settle_heap():
+def settle_heap(big_heaps=True):
     """Collect before a connection's long-lived objects are made, so that they land in
     the lowest holes, not above the garbage the last messages left (the collector never
     moves a block). On a small heap they then fill the holes the handshake left (8 server
@@ -552,8 +552,9 @@ def settle_heap():
     takes big messages they stay out of the middle of the free run a big message needs
     (the real Autobahn suite, one MicroPython agent for all its cases at the default
     2 MiB heap: its 1 MiB messages failed 1009 late in the run without this).
-    About 16 us on the unix port, whatever the heap size."""
-    if MICROPYTHON:
+    About 16 us on the unix port, whatever the heap size. ``big_heaps=False``: only on
+    a small heap (where packing low is what counts, not a big free run)."""
+    if MICROPYTHON and (big_heaps or not ROOMY_HEAP):
         gc.collect()
 
 

@@ -114,7 +114,7 @@ class Server:
             if ws is None:
                 return
             await writer.drain()  # the 101, written by _handshake
-            settle_heap()  # the handshake's locals are garbage now; the handler's frames go low
+            settle_heap(False)  # the handshake's locals are garbage now; the handler's frames go low
             self.connections.add(ws)
             try:
                 await handler(ws)
