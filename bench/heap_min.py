@@ -19,7 +19,6 @@ within 64 KB; library <= 16 KB of .mpy.
 import argparse
 import asyncio
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests" / "interop"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import mpylib  # noqa: E402
+from harness import free_port, wait_port  # noqa: E402
 from peerproc import Peer, mp_env  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import serve  # noqa: E402
@@ -98,35 +98,14 @@ def compile_microdot(out_dir):
     return total
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _wait_listening(port, timeout=10):
-    # microdot prints READY before it listens: wait for the port, not for a while.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            _, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
-        except OSError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.01)
-
-
 async def microdot_trial(md_dir, heap, conns, n=100):
     """server_trial for microdot's echo (route /echo, max message 64 KiB like ours)."""
-    port = _free_port()
+    port = free_port()
     argv = [MICROPYTHON, "-X", "heapsize=%d" % heap, "-m", "microdot_echo", str(port), "65536"]
     try:
         async with await Peer.start(argv, env=mp_env(md_dir), cwd=md_dir, port_timeout=None) as server:
             await server.expect("READY", 10)
-            await _wait_listening(port)
+            wait_port(port)  # microdot prints READY before it listens
             url = "ws://127.0.0.1:%d/echo" % port
             await asyncio.wait_for(_echoes(url, conns, n), TRIAL_TIMEOUT)
             await asyncio.wait_for(_echoes(url, 1, 3), TRIAL_TIMEOUT)

@@ -14,8 +14,8 @@ def error_text(msg, arg=None):
     number of a text in ``texts.T``.
 
     That module is imported for this call and dropped again (from ``sys.modules``, and
-    the package's ``texts`` is None again): its strings would hold ~2 KB of a board's heap for nothing while
-    all goes well. MicroPython prints an exception's first argument, so the text is
+    the package's ``texts`` is None again): its strings would hold ~2 KB of a board's
+    heap for nothing while all goes well. MicroPython prints an exception's first argument, so the text is
     made here, when the error is, not when it is shown.
     """
     if type(msg) is int:
