@@ -104,6 +104,23 @@ def test_strict_utf8_in_ascii_runs_at_every_alignment():
                 assert decode_text(memoryview(b"~" * shift + raw)[shift:]) == raw.decode(), (shift, before, good)
 
 
+def test_strict_utf8_after_long_ascii_runs_at_every_alignment():
+    # Past 64 bytes an ASCII run is checked 32 bytes at a time (speedups._ascii_len on
+    # MicroPython): a bad byte, or a valid character, must be found wherever it falls.
+    run = b"a" * 300
+    for shift in range(4):
+        for at in range(40, 300):
+            for seq in (b"\xff", b"\xc3\xa9", b"\xed\xa0\x80", b"\xf0\x90\x80\x80"):
+                raw = run[:at] + seq + run[: at % 71]
+                buf = memoryview(b"~" * shift + raw)[shift:]
+                if seq in (b"\xff", b"\xed\xa0\x80"):
+                    with raises(ProtocolError) as e:
+                        decode_text(buf)
+                    assert e.value.code == 1007, (shift, at, seq)
+                else:
+                    assert decode_text(buf) == raw.decode(), (shift, at, seq)
+
+
 def test_utf8_stream_keeps_state_across_ascii_runs():
     text = ("x" * 37 + "κ€𐍈" + "y" * 19).encode()
     for cut in range(len(text) + 1):
