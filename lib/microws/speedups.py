@@ -69,8 +69,8 @@ def utf8_scan(buf: ptr8, n: int, state: int) -> int:
     # buf, n and state, the first three locals, are the ones viper keeps in registers
     # (the others live in memory), so they do the work: buf moves along the bytes, n
     # becomes the end address, and state, once read, the top bit of each byte of a
-    # word. ASCII goes 1.5x (runs of 100 B) to 2x (6 KB) faster than with an index
-    # and the end and mask in memory, other text 1.1x to 1.3x (cachegrind, x64).
+    # word. ASCII goes 1.3x (400 B) to 2x (6 KB) faster than with an index and the
+    # end and mask in memory, other text 1.1x to 1.3x (cachegrind, x64).
     need = state & 3
     lo = (state >> 2) & 0xFF
     hi = (state >> 10) & 0xFF

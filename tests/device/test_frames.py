@@ -105,7 +105,7 @@ def test_strict_utf8_in_ascii_runs_at_every_alignment():
 
 
 def test_strict_utf8_after_long_ascii_runs_at_every_alignment():
-    # Past 64 bytes an ASCII run is checked 32 bytes at a time (speedups._ascii_len on
+    # An ASCII run is checked 32 bytes a turn, then word by word (speedups.utf8_scan on
     # MicroPython): a bad byte, or a valid character, must be found wherever it falls.
     run = b"a" * 300
     for shift in range(4):
