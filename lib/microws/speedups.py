@@ -44,7 +44,8 @@ def apply_mask(buf: ptr8, n: int, key: ptr8):
     kw = key[i & 3] | (key[(i + 1) & 3] << 8) | (key[(i + 2) & 3] << 16) | (key[(i + 3) & 3] << 24)
     a = addr + i
     blocks_end = a + (((n - i) >> 5) << 5)
-    _xor32(a, blocks_end, kw)
+    if blocks_end > a:  # (a call boxes kw: a heap int on a 32-bit port, for nothing)
+        _xor32(a, blocks_end, kw)
     a = blocks_end
     end = addr + i + (((n - i) >> 2) << 2)
     while a < end:
