@@ -19,7 +19,8 @@ def _xor32(a: int, end: int, kw: int):
     # are the first three locals, the ones viper keeps in registers (2x faster than the
     # same loop inside apply_mask), and ptr32(a) cast at each use rather than kept in a
     # fourth local, which would live in memory (1.4x faster again on x64).
-    # (Viper to viper, the ints pass as machine words: no overflow on 32-bit ports.)
+    # (Viper to viper, the ints are boxed and unboxed: exact on a 32-bit port too, but
+    # one beyond the small-int range, as a key word can be, is made a heap int.)
     while a < end:
         ptr32(a)[0] = ptr32(a)[0] ^ kw
         ptr32(a)[1] = ptr32(a)[1] ^ kw
