@@ -303,9 +303,8 @@ class WebSocket:
         try:
             if self._write_now():
                 return
-            if not self.proto.out:  # written by _write_now; the stream wants draining
-                await self._writer.drain()
-                return
+            # Draining too is one writer at a time: two tasks in MicroPython's drain()
+            # would write its buffer twice and wait on one socket, and one never wakes.
             await self._acquire_write()
             try:
                 await self._write_out()
@@ -322,7 +321,11 @@ class WebSocket:
 
     async def _write_out(self):
         w = self._writer
-        while self.proto.out:
+        while True:
+            if _needs_drain(w):  # what write() kept, this task's or a fast path's before it
+                await w.drain()
+            if not self.proto.out:
+                return
             item = self.proto.out.pop(0)
             if hasattr(item, "send"):  # generator of chunks
                 for chunk in item:
@@ -333,8 +336,6 @@ class WebSocket:
                         await w.drain()
             else:
                 w.write(item)
-                if _needs_drain(w):
-                    await w.drain()
 
     async def _read(self, for_message=True, done=None):
         """Read once from the socket (one reader at a time) and process what arrived.
@@ -490,7 +491,10 @@ class WebSocket:
             self._messages = []  # closing: nobody will read these
             await self._read(False)
 
-    async def _close_tcp(self):
+    async def _close_tcp(self, abort=False):
+        # abort: the peer is dead. CPython's close() would first wait for the send buffer,
+        # which a peer that reads nothing never empties; abort() drops it, and a writer
+        # blocked on it gets the error. (MicroPython closes the socket at once either way.)
         if self._tcp_closed:
             return
         self._tcp_closed = True
@@ -501,6 +505,9 @@ class WebSocket:
             ka.cancel()
         w = self._writer
         try:
+            if abort and not MICROPYTHON:
+                w.transport.abort()
+                return
             w.close()
             await w.wait_closed()
         except Exception:

@@ -67,7 +67,7 @@ async def probe(ws, timeout):
         p = ws.proto
         p.fail(_CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
         p.out = ()
-        await ws._close_tcp()
+        await ws._close_tcp(True)
     except (ConnectionClosed, OSError):
         pass  # closed meanwhile: nothing to keep alive
     return False

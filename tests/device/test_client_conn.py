@@ -234,6 +234,30 @@ async def test_client_keepalive_detects_a_dead_server():
         assert e.code in (1006, 1011)
 
 
+async def test_keepalive_ends_a_send_blocked_on_a_full_send_buffer():
+    # The peer reads nothing and answers no ping: the app's small sends fill the socket
+    # buffer and block in drain; the keepalive's ping then queues behind them, times
+    # out, and must wake that send with 1011 (two tasks draining one MicroPython stream
+    # left one asleep for ever; CPython's close waited for the buffer to empty).
+    release = asyncio.Event()
+
+    async def script(reader, writer):
+        await asyncio.wait_for(release.wait(), 30)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=0.1, ping_timeout=0.3)
+
+        async def send_for_ever():
+            msg = bytes(1000)
+            while True:
+                await ws.send(msg)
+
+        e = await asyncio.wait_for(araises(microws.ConnectionClosedError, send_for_ever()), 20)
+        release.set()
+        assert (e.code, e.reason) == (1011, "keepalive ping timeout")
+        await asyncio.wait_for(p.done.wait(), 5)
+
+
 async def test_ping_returns_an_event_set_by_the_matching_pong():
     async def script(reader, writer):
         fin, op, payload, _ = await wp.read_frame(reader, expect_masked=True)
