@@ -89,7 +89,16 @@ class WebSocket:
         if ping_timeout is not None:
             self.ping_timeout = ping_timeout
         if leftover:
-            self.proto.receive_data(leftover)
+            p = self.proto
+            p.receive_data(leftover)
+            if p.want:  # a big payload's header came with the handshake: its buffer, or 1009
+                # now (recv() sends the close), not once more bytes come. No stale message
+                # can pin the heap yet, so no retry from a new task as in _make_room.
+                try:
+                    room = bytearray(p.want)
+                except MemoryError:
+                    room = None
+                p.payload_room(room)
             self._drain_events()
         if ping_interval:
             from .keepalive import keepalive_loop

@@ -222,6 +222,26 @@ async def test_client_max_size_fails_1009():
         await asyncio.wait_for(p.done.wait(), 5)
 
 
+async def test_a_frame_with_the_101_too_big_for_the_heap_fails_1009_at_once():
+    # Its header came in the same read as the 101 (parsed while the connection is made)
+    # and no buffer can hold its payload: the client must say 1009 without waiting for
+    # more bytes, which this peer never sends.
+    import sys
+
+    huge = 0x3FFFFFF0 if sys.implementation.name == "micropython" else 1 << 62
+    header = bytes([0x82, 127]) + huge.to_bytes(8, "big")
+
+    async def script(reader, writer):
+        await wp.accept_upgrade(reader, writer, then=header)
+        assert await wp.read_close(reader, expect_masked=True) == 1009
+
+    async with Peer(script, respond=False) as p:
+        ws = await microws.connect(p.url, ping_interval=None, max_size=None, close_timeout=1)
+        e = await asyncio.wait_for(araises(microws.ConnectionClosedError, ws.recv()), 10)
+        assert e.code == 1009
+        await asyncio.wait_for(p.done.wait(), 5)
+
+
 async def test_client_keepalive_detects_a_dead_server():
     async def script(reader, writer):
         fin, op, payload, _ = await wp.read_frame(reader, expect_masked=True)

@@ -215,8 +215,10 @@ async def raw_server(callback):
     return srv
 
 
-async def accept_upgrade(reader, writer, extra=()):
-    """Server side of a handshake done by hand; returns the request head text."""
+async def accept_upgrade(reader, writer, extra=(), then=b""):
+    """Server side of a handshake done by hand; returns the request head text.
+
+    ``then``: bytes sent in the same write as the 101 (frames that arrive with it)."""
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = await reader.read(1024)
@@ -239,7 +241,7 @@ async def accept_upgrade(reader, writer, extra=()):
         "Sec-WebSocket-Accept: %s" % accept.decode().strip(),
     ]
     lines.extend(extra)
-    await send(writer, ("\r\n".join(lines) + "\r\n\r\n").encode())
+    await send(writer, ("\r\n".join(lines) + "\r\n\r\n").encode() + then)
     return head
 
 
