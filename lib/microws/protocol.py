@@ -34,6 +34,9 @@ _OPEN = const(1)
 _CLOSING = const(2)
 _CLOSED = const(3)
 _ONE_BUFFER = const(16384)  # see send_frame
+# Pongs queued before later pings are answered by replacing the last (see _control). Above
+# Autobahn's 10 pings sent at once (case 2.10 wants a pong for each).
+_MAX_PONGS_QUEUED = const(32)
 # Error texts, by number into texts.T (see errors.error_text).
 _E_UTF8 = const(0)
 _E_RSV = const(3)
@@ -419,10 +422,17 @@ class Protocol:
             self._event((op, pl))
 
     def _control(self, op, pl):
-        if op == _OP_PING:
+        if op == _OP_PING:  # answered here; no event (the I/O layer has no use for one)
             if self.close_sent is None:
+                out = self.out
+                if len(out) >= _MAX_PONGS_QUEUED:  # (a list then)
+                    last = out[-1]  # pyright: ignore[reportGeneralTypeIssues]
+                    if not hasattr(last, "send") and last[0] == 0x80 | _OP_PONG:
+                        # A flood of pings in one read: its latest answered in place of
+                        # the last pong not yet sent (RFC 6455 5.5.3 allows it), so the
+                        # queue, and the heap it holds, stops growing.
+                        out.pop()  # pyright: ignore[reportAttributeAccessIssue]
                 self.send_frame(_OP_PONG, pl)
-            self._event((_OP_PING, bytes(pl)))
         elif op == _OP_PONG:
             self._event((_OP_PONG, bytes(pl)))
         else:
@@ -514,9 +524,12 @@ class Protocol:
         self.error = None
         self.partial = None
         self._buf = b""
-        self.send_close(code, reason)
-        if self.close_rcvd is None:
-            self._event((_OP_CLOSE, (code, reason)))
+        try:
+            self.send_close(code, reason)
+            if self.close_rcvd is None:
+                self._event((_OP_CLOSE, (code, reason)))
+        except MemoryError:
+            pass  # not even a close frame fits: TCP is closed without one (the peer sees 1006)
         self.state = _CLOSED
 
 
