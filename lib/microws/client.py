@@ -7,6 +7,7 @@ and jitter, yielding each new connection.
 
 import asyncio
 import os
+import time
 
 from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay, settle_heap
 from .errors import ConnectionClosed, InvalidHandshake, error_text
@@ -159,6 +160,7 @@ class connect:
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self._delay = 0
+        self._opened = 0
         self._ws = None
         self.attempts = 0  # failed attempts in a row (reconnecting mode)
 
@@ -187,20 +189,39 @@ class connect:
         if ws is not None:  # the previous connection is over (or abandoned)
             self._ws = None
             await ws.close()
+            # One that lasted twice the wait it came after starts the waits again from
+            # backoff_min; one that ended sooner (a server that accepts, then drops or
+            # closes at once) counts as a failure: reconnecting at once each time made
+            # thousands of connections a second against such a server.
+            wait = max(self._delay, self.backoff_min)
+            self._delay = self.backoff_min if _seconds_since(self._opened) >= 2 * wait else self._longer()
         while True:
             if self._delay:
                 await asyncio.sleep(self._delay * (0.5 + _random()))
             try:
                 self._ws = await self._open()
-                self._delay = 0
+                self._opened = _now()
                 self.attempts = 0
                 return self._ws
             # MemoryError too: on a board a fragmented heap often has room again after
             # the wait (what was freed meanwhile is collected).
             except (OSError, InvalidHandshake, ConnectionClosed, asyncio.TimeoutError, EOFError, MemoryError):
                 self.attempts += 1
-                self._delay = min(self.backoff_max, self._delay * 2 if self._delay else self.backoff_min)
+                self._delay = self._longer()
         # not reached
+
+    def _longer(self):
+        return min(self.backoff_max, self._delay * 2 if self._delay else self.backoff_min)
+
+
+def _now():
+    return time.ticks_ms() if MICROPYTHON else time.monotonic()  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def _seconds_since(t):
+    if MICROPYTHON:  # ticks wrap around: only ticks_diff compares them
+        return time.ticks_diff(time.ticks_ms(), t) / 1000  # pyright: ignore[reportAttributeAccessIssue]
+    return time.monotonic() - t  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def _random():

@@ -454,7 +454,7 @@ class WebSocket:
                     ev = pings.pop(data, None)
                     if ev is not None:
                         ev.set()
-            # A ping was answered by the protocol; close state lives on the protocol.
+            # Pings are answered by the protocol; close state lives on the protocol.
         p.events = ()
 
     async def _finish(self):
@@ -588,7 +588,9 @@ async def read_http_head(reader, limit=_MAX_HEAD_SIZE):
     Bounded: more than ``limit`` bytes without a blank line is 431 (414 when not
     even the first line ended), so a peer cannot grow our heap without end.
     """
-    buf = b""
+    # Grown in place: concatenated bytes left each shorter copy as garbage, and a long
+    # head ran a small heap out of memory before reaching the limit.
+    buf = bytearray()
     while True:
         if MICROPYTHON:
             n = await reader.readinto(_SCRATCH)
@@ -606,6 +608,6 @@ async def read_http_head(reader, limit=_MAX_HEAD_SIZE):
         if end >= 0 and end + 4 <= limit:
             if end + 4 == len(buf):  # the usual case: no second copy of the head
                 return buf, b""
-            return buf[: end + 4], buf[end + 4 :]
+            return buf[: end + 4], bytes(buf[end + 4 :])
         if len(buf) > limit:
             raise InvalidHandshake(_E_HEAD_TOO_LARGE, 414 if buf.find(b"\r\n") < 0 else 431)

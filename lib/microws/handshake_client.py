@@ -44,7 +44,7 @@ def check_response(head, key, subprotocols=None):
     """Validate the server's answer; returns (headers dict, chosen subprotocol or None)."""
     start, headers = parse_head(head)
     parts = start.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+    if len(parts) < 2 or parts[0] != "HTTP/1.1":  # (HTTP/1.0 has no 101)
         raise InvalidHandshake(_E_STATUS_LINE, 0)
     try:
         status = int(parts[1])

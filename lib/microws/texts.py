@@ -26,7 +26,7 @@ T = (
     "malformed header line",  # E_HEADER_LINE
     "head is not valid text",  # E_HEAD_NOT_TEXT
     "connection closed during the handshake",  # E_HEAD_CLOSED
-    "request head too large",  # E_HEAD_TOO_LARGE
+    "HTTP head too large",  # E_HEAD_TOO_LARGE
     "malformed request line",  # E_REQUEST_LINE
     "HTTP/1.1 required",  # E_NOT_HTTP11
     "WebSocket upgrade needs GET",  # E_NOT_GET

@@ -89,6 +89,15 @@ async def test_client_rejects_non_101_status():
         assert e.status == 401
 
 
+async def test_client_rejects_a_101_that_is_not_http_1_1():
+    async def old_http(reader, writer):
+        await wp.accept_upgrade(reader, writer, status="HTTP/1.0 101 Switching Protocols")
+        await wp.read_eof(reader)
+
+    async with Peer(old_http, respond=False) as p:
+        await araises(microws.InvalidHandshake, microws.connect(p.url))
+
+
 async def test_client_rejects_subprotocol_or_extension_it_did_not_offer():
     async with Peer(idle, extra=["Sec-WebSocket-Protocol: chat"]) as p:
         await araises(microws.InvalidHandshake, microws.connect(p.url, subprotocols=["other"]))
@@ -356,6 +365,23 @@ async def test_reconnecting_iterator_backs_off_while_the_server_is_down():
             await task
         except asyncio.CancelledError:
             pass
+
+
+async def test_reconnecting_iterator_backs_off_from_a_server_that_drops_each_connection_at_once():
+    # The handshake succeeds, then the server hangs up: each such connection counts as a
+    # failure (the wait doubles), or the client would reconnect in a tight loop.
+    async def script(reader, writer):
+        pass  # accept, then close TCP
+
+    async with Peer(script) as p:
+        conn = microws.connect(p.url, reconnect=True, backoff_min=0.2, backoff_max=0.8, ping_interval=None)
+        waits = []
+        async for ws in conn:
+            waits.append(conn._delay)  # the wait this connection came after (jitter aside)
+            await araises(microws.ConnectionClosedError, ws.recv())
+            if len(waits) == 5:
+                break
+        assert waits == [0, 0.2, 0.4, 0.8, 0.8], waits
 
 
 async def test_reconnecting_iterator_retries_after_running_out_of_memory():

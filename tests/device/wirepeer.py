@@ -215,7 +215,7 @@ async def raw_server(callback):
     return srv
 
 
-async def accept_upgrade(reader, writer, extra=(), then=b""):
+async def accept_upgrade(reader, writer, extra=(), then=b"", status="HTTP/1.1 101 Switching Protocols"):
     """Server side of a handshake done by hand; returns the request head text.
 
     ``then``: bytes sent in the same write as the 101 (frames that arrive with it)."""
@@ -235,7 +235,7 @@ async def accept_upgrade(reader, writer, extra=(), then=b""):
 
     accept = binascii.b2a_base64(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
     lines = [
-        "HTTP/1.1 101 Switching Protocols",
+        status,
         "Upgrade: websocket",
         "Connection: Upgrade",
         "Sec-WebSocket-Accept: %s" % accept.decode().strip(),
