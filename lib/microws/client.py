@@ -125,7 +125,8 @@ class connect:
     ``ping_interval`` / ``ping_timeout`` (keepalive seconds; None disables),
     ``open_timeout``, ``close_timeout``. With ``reconnect=True`` use it as
     ``async for ws in connect(url, reconnect=True)``: on failure or close it
-    waits ``backoff_min`` doubling up to ``backoff_max`` seconds (with jitter).
+    waits ``backoff_min`` doubling up to ``backoff_max`` seconds (with jitter); a
+    connection that ends within twice the wait before it counts as a failure.
     """
 
     def __init__(
