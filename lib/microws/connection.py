@@ -25,6 +25,7 @@ _CLOSE_ABNORMAL = const(1006)
 _OPEN = const(1)
 _CLOSED = const(3)
 _MAX_HEAD_SIZE = const(8192)  # a whole request or response head
+_MAX_LINE = const(4096)  # its start line (handshake's limit, repeated: a const is per module)
 # Error texts, by number into texts.T (see errors.error_text).
 _E_HEAD_CLOSED = const(18)
 _E_HEAD_TOO_LARGE = const(19)
@@ -610,4 +611,5 @@ async def read_http_head(reader, limit=_MAX_HEAD_SIZE):
                 return buf, b""
             return buf[: end + 4], bytes(buf[end + 4 :])
         if len(buf) > limit:
-            raise InvalidHandshake(_E_HEAD_TOO_LARGE, 414 if buf.find(b"\r\n") < 0 else 431)
+            line = buf.find(b"\r\n")  # 414: the start line itself is too long (as parse_head says)
+            raise InvalidHandshake(_E_HEAD_TOO_LARGE, 414 if not 0 <= line <= _MAX_LINE else 431)

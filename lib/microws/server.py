@@ -7,7 +7,16 @@ its WebSocket route. A failing handler closes only its own connection (1011).
 import asyncio
 import sys
 
-from .connection import DEFAULT_MAX_SIZE, MICROPYTHON, WebSocket, read_http_head, set_nodelay, settle_heap
+from .connection import (
+    _QUIET,
+    _SCRATCH,
+    DEFAULT_MAX_SIZE,
+    MICROPYTHON,
+    WebSocket,
+    read_http_head,
+    set_nodelay,
+    settle_heap,
+)
 from .errors import ConnectionClosed, InvalidHandshake, error_text
 from .frames import const  # MicroPython's, or a stand-in on CPython
 from .handshake import app_headers
@@ -17,6 +26,7 @@ from .handshake_server import accept_response, check_request, parse_request
 _E_NO_ROUTE = const(29)
 _E_NO_PORT = const(30)
 
+_LINGER_READS = const(64)  # at most this many reads after an answer (see _respond)
 # The answer when the heap cannot hold one more connection: a constant, so sending it
 # allocates nothing.
 _NO_MEMORY = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -151,7 +161,7 @@ class Server:
         if self._closing or (opt["max_connections"] and len(self.connections) >= opt["max_connections"]):
             from .responses import build_response
 
-            await _respond(writer, build_response(503, [("Retry-After", "1")], "too many connections\n"))
+            await _respond(reader, writer, build_response(503, [("Retry-After", "1")], "too many connections\n"))
             return None, None
         try:
             head, leftover = await asyncio.wait_for(read_http_head(reader), opt["handshake_timeout"])
@@ -159,7 +169,7 @@ class Server:
             if not request.is_upgrade() and opt["http_handler"] is not None:
                 from .responses import http_response
 
-                await _respond(writer, await http_response(opt["http_handler"], request))
+                await _respond(reader, writer, await http_response(opt["http_handler"], request))
                 return None, None
             handler = self._handler
             if isinstance(handler, dict):
@@ -187,7 +197,7 @@ class Server:
         except InvalidHandshake as e:
             from .responses import error_response
 
-            await _respond(writer, error_response(e))
+            await _respond(reader, writer, error_response(e))
             return None, None
         except (asyncio.TimeoutError, OSError, EOFError):
             return None, None  # _client closes the socket
@@ -239,12 +249,19 @@ class Server:
         await self.wait_closed()
 
 
-async def _respond(writer, data):
-    # Answer a request that is not upgraded; _client closes the socket after it.
+async def _respond(reader, writer, data):
+    # Answer a request that is not upgraded; _client closes the socket after it. First
+    # read what the peer still sends (a refused request's rest, or all of it for a 503
+    # sent before reading) until it hangs up or goes quiet: closing with unread bytes
+    # makes TCP send a reset, which can destroy the answer before the peer reads it.
     try:
         writer.write(data)
         await writer.drain()
-    except OSError:
+        for _ in range(_LINGER_READS):
+            read = reader.readinto(_SCRATCH) if MICROPYTHON else reader.read(4096)
+            if not await asyncio.wait_for(read, _QUIET):
+                return
+    except (OSError, EOFError, asyncio.TimeoutError):
         pass
 
 

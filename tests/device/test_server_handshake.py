@@ -90,6 +90,9 @@ async def test_header_abuse_gets_431_and_long_request_line_414():
         assert (await status_of(port, big))[0] == 431
         longline = b"GET /" + b"a" * 9000
         assert (await status_of(port, longline))[0] == 414
+        # Ends just past the head limit: still the start line that is too long.
+        ended = b"GET /" + b"a" * 8300 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert (await status_of(port, ended))[0] == 414
         # ...and the server still serves a good client afterwards.
         assert (await status_of(port, wp.upgrade_request()))[0] == 101
 
@@ -259,3 +262,47 @@ async def test_no_heap_for_the_handshake_gets_503_and_the_server_keeps_serving()
     finally:
         server_module.parse_request = real
     assert len(calls) == 2
+
+
+
+async def _answer_then_clean_close(reader, writer):
+    # Read the answer, send more, then wait for the server to close. A server that
+    # closed with unread bytes (the request's rest, or more after the answer) makes TCP
+    # reset the connection: the read then fails, and a peer that had not read the
+    # answer yet may lose it.
+    status = (await wp.read_head(reader))[0]
+    writer.write(b"x" * 100)
+    await writer.drain()
+    while await asyncio.wait_for(reader.read(4096), 5):
+        pass  # the answer's body
+    return status
+
+
+async def test_a_refused_request_is_read_to_its_end_before_the_socket_closes():
+    srv = await microws.serve(echo, "127.0.0.1", 0)
+    try:
+        reader, writer = await wp.open_raw(srv.port, wp.upgrade_request(extra=["X-Big: " + "v" * 20000]))
+        assert await _answer_then_clean_close(reader, writer) == 431
+        await wp.close_raw(writer)
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_a_503_for_max_connections_reads_the_request_before_the_socket_closes():
+    release = asyncio.Event()
+
+    async def hold(ws):
+        await release.wait()
+
+    srv = await microws.serve(hold, "127.0.0.1", 0, max_connections=1)
+    try:
+        r1, w1 = await wp.ws_raw(srv.port)
+        reader, writer = await wp.open_raw(srv.port, wp.upgrade_request())
+        assert await _answer_then_clean_close(reader, writer) == 503
+        await wp.close_raw(writer)
+        release.set()
+        await wp.close_raw(w1)
+    finally:
+        srv.close()
+        await srv.wait_closed()
