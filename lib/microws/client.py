@@ -194,14 +194,18 @@ class connect:
             # backoff_min; one that ended sooner (a server that accepts, then drops or
             # closes at once) counts as a failure: reconnecting at once each time made
             # thousands of connections a second against such a server.
+            if MICROPYTHON:  # ticks wrap around: only ticks_diff compares them
+                lived = time.ticks_diff(time.ticks_ms(), self._opened) / 1000  # pyright: ignore[reportAttributeAccessIssue]
+            else:
+                lived = time.monotonic() - self._opened  # pyright: ignore[reportAttributeAccessIssue]
             wait = max(self._delay, self.backoff_min)
-            self._delay = self.backoff_min if _seconds_since(self._opened) >= 2 * wait else self._longer()
+            self._delay = self.backoff_min if lived >= 2 * wait else self._longer()
         while True:
             if self._delay:
                 await asyncio.sleep(self._delay * (0.5 + _random()))
             try:
                 self._ws = await self._open()
-                self._opened = _now()
+                self._opened = time.ticks_ms() if MICROPYTHON else time.monotonic()  # pyright: ignore[reportAttributeAccessIssue]
                 self.attempts = 0
                 return self._ws
             # MemoryError too: on a board a fragmented heap often has room again after
@@ -213,16 +217,6 @@ class connect:
 
     def _longer(self):
         return min(self.backoff_max, self._delay * 2 if self._delay else self.backoff_min)
-
-
-def _now():
-    return time.ticks_ms() if MICROPYTHON else time.monotonic()  # pyright: ignore[reportAttributeAccessIssue]
-
-
-def _seconds_since(t):
-    if MICROPYTHON:  # ticks wrap around: only ticks_diff compares them
-        return time.ticks_diff(time.ticks_ms(), t) / 1000  # pyright: ignore[reportAttributeAccessIssue]
-    return time.monotonic() - t  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def _random():
