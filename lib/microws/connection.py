@@ -486,7 +486,7 @@ class WebSocket:
                 if p.eof:
                     break
                 self._reading = True
-                read = self._reader.readinto(_SCRATCH) if MICROPYTHON else self._reader.read(4096)
+                read = read_to_drop(self._reader)
                 try:
                     n = await (read if p.client else asyncio.wait_for(read, _QUIET))
                 except asyncio.TimeoutError:
@@ -522,6 +522,11 @@ class WebSocket:
             await w.wait_closed()
         except Exception:
             pass
+
+
+def read_to_drop(reader):
+    """One read of bytes nobody will use (into the shared buffer on MicroPython)."""
+    return reader.readinto(_SCRATCH) if MICROPYTHON else reader.read(4096)
 
 
 async def _new_buffer(n, box):

@@ -9,11 +9,11 @@ import sys
 
 from .connection import (
     _QUIET,
-    _SCRATCH,
     DEFAULT_MAX_SIZE,
     MICROPYTHON,
     WebSocket,
     read_http_head,
+    read_to_drop,
     set_nodelay,
     settle_heap,
 )
@@ -258,8 +258,7 @@ async def _respond(reader, writer, data):
         writer.write(data)
         await writer.drain()
         for _ in range(_LINGER_READS):
-            read = reader.readinto(_SCRATCH) if MICROPYTHON else reader.read(4096)
-            if not await asyncio.wait_for(read, _QUIET):
+            if not await asyncio.wait_for(read_to_drop(reader), _QUIET):
                 return
     except (OSError, EOFError, asyncio.TimeoutError):
         pass

@@ -264,7 +264,6 @@ async def test_no_heap_for_the_handshake_gets_503_and_the_server_keeps_serving()
     assert len(calls) == 2
 
 
-
 async def _answer_then_clean_close(reader, writer):
     # Read the answer, send more, then wait for the server to close. A server that
     # closed with unread bytes (the request's rest, or more after the answer) makes TCP
@@ -279,14 +278,12 @@ async def _answer_then_clean_close(reader, writer):
 
 
 async def test_a_refused_request_is_read_to_its_end_before_the_socket_closes():
-    srv = await microws.serve(echo, "127.0.0.1", 0)
-    try:
-        reader, writer = await wp.open_raw(srv.port, wp.upgrade_request(extra=["X-Big: " + "v" * 20000]))
+    async def check(port):
+        reader, writer = await wp.open_raw(port, wp.upgrade_request(extra=["X-Big: " + "v" * 20000]))
         assert await _answer_then_clean_close(reader, writer) == 431
         await wp.close_raw(writer)
-    finally:
-        srv.close()
-        await srv.wait_closed()
+
+    await with_server(check)
 
 
 async def test_a_503_for_max_connections_reads_the_request_before_the_socket_closes():
@@ -295,14 +292,12 @@ async def test_a_503_for_max_connections_reads_the_request_before_the_socket_clo
     async def hold(ws):
         await release.wait()
 
-    srv = await microws.serve(hold, "127.0.0.1", 0, max_connections=1)
-    try:
-        r1, w1 = await wp.ws_raw(srv.port)
-        reader, writer = await wp.open_raw(srv.port, wp.upgrade_request())
+    async def check(port):
+        r1, w1 = await wp.ws_raw(port)
+        reader, writer = await wp.open_raw(port, wp.upgrade_request())
         assert await _answer_then_clean_close(reader, writer) == 503
         await wp.close_raw(writer)
         release.set()
         await wp.close_raw(w1)
-    finally:
-        srv.close()
-        await srv.wait_closed()
+
+    await with_server(check, handler=hold, max_connections=1)
