@@ -163,6 +163,7 @@ class connect:
         self._delay = 0
         self._opened = 0
         self._ws = None
+        self._coro = None
         self.attempts = 0  # failed attempts in a row (reconnecting mode)
 
     def _open(self):
@@ -172,6 +173,23 @@ class connect:
         return self._open().__await__()
 
     __iter__ = _open  # MicroPython awaits through __iter__
+
+    # wait_for() and create_task() take only a coroutine (MicroPython: an object with send
+    # and throw; CPython's create_task: close too): connect(...) is one, opening on its
+    # first step. (close() ends that coroutine, not a connection.)
+    def send(self, value):
+        if self._coro is None:
+            self._coro = self._open()
+        return self._coro.send(value)
+
+    def throw(self, *exc):
+        if self._coro is None:
+            self._coro = self._open()
+        return self._coro.throw(*exc)
+
+    def close(self):
+        if self._coro is not None:
+            self._coro.close()
 
     async def __aenter__(self):
         self._ws = await self._open()

@@ -63,10 +63,11 @@ class WebSocket:
     max_queue = 16
     close_timeout = 10
     ping_timeout = None
-    _pings = None  # {payload: Event} waiting for pongs
+    _pings = None  # [(payload, PongWaiter), ...] in the order sent (keepalive.ping)
     _wake = None  # Event for tasks waiting to read or write
     _reading = False
     _writing = False
+    _sending_parts = False  # a fragmented message is going out: other data frames wait
     _tcp_closed = False
     _keepalive = None
     path = "/"
@@ -215,6 +216,9 @@ class WebSocket:
             except OSError:
                 await self._lost()
             return
+        if self._sending_parts:  # no data frame may come between a fragmented message's frames
+            while self._sending_parts:
+                await self._wait_turn()
         p = self.proto
         if p.close_sent is not None or p.state == _CLOSED:
             self._check_sendable()  # raises the right ConnectionClosed
@@ -283,6 +287,9 @@ class WebSocket:
             self._reading = False
         else:
             self._writing = False
+        self._wake_all()
+
+    def _wake_all(self):
         wake = self._wake
         if wake is not None:  # everyone waiting re-checks; the losers wait again
             self._wake = None
@@ -338,12 +345,18 @@ class WebSocket:
                 return
             item = self.proto.out.pop(0)
             if hasattr(item, "send"):  # generator of chunks
-                for chunk in item:
-                    if MICROPYTHON:
-                        await _write_all(w, chunk)  # pyright: ignore[reportGeneralTypeIssues]
-                    else:
-                        w.write(chunk)
-                        await w.drain()
+                try:
+                    for chunk in item:
+                        if MICROPYTHON:
+                            await _write_all(w, chunk)  # pyright: ignore[reportGeneralTypeIssues]
+                        else:
+                            w.write(chunk)
+                            await w.drain()
+                except BaseException:
+                    # Cancelled (or failed) with the frame half written: nothing can follow
+                    # it on this stream, so the connection ends here (1006).
+                    self._abort()
+                    raise
             else:
                 w.write(item)
 
@@ -449,12 +462,10 @@ class WebSocket:
                 msgs.append(data)
             elif op == _OP_BINARY:
                 msgs.append(data if MICROPYTHON else bytes(data))  # pyright: ignore[reportArgumentType]
-            elif op == _OP_PONG:
-                pings = self._pings
-                if pings:
-                    ev = pings.pop(data, None)
-                    if ev is not None:
-                        ev.set()
+            elif op == _OP_PONG and self._pings:
+                from .keepalive import pong_received  # loaded by the ping() that made _pings
+
+                pong_received(self._pings, data)
             # Pings are answered by the protocol; close state lives on the protocol.
         p.events = ()
 
@@ -462,16 +473,21 @@ class WebSocket:
         """Complete the closing handshake (bounded by close_timeout), then close TCP."""
         if self._tcp_closed:
             return
+        try:
+            await asyncio.wait_for(self._closing_handshake(), self.close_timeout)
+        except asyncio.TimeoutError:
+            # No close frame out or back in time (a peer that reads nothing keeps even our
+            # close frame waiting behind a full send buffer): drop TCP, do not wait on it.
+            self._abort()
+        await self._close_tcp()
+
+    async def _closing_handshake(self):
         if self.proto.out:
             try:
                 await self._flush()
             except ConnectionClosedError:
                 return  # TCP is closed already
-        try:
-            await asyncio.wait_for(self._read_until_closed(), self.close_timeout)
-        except asyncio.TimeoutError:
-            pass
-        await self._close_tcp()
+        await self._read_until_closed()
 
     async def _read_until_closed(self):
         p = self.proto
@@ -502,26 +518,50 @@ class WebSocket:
             await self._read(False)
 
     async def _close_tcp(self, abort=False):
-        # abort: the peer is dead. CPython's close() would first wait for the send buffer,
-        # which a peer that reads nothing never empties; abort() drops it, and a writer
-        # blocked on it gets the error. (MicroPython closes the socket at once either way.)
+        # abort: the peer is dead (see _abort).
+        if abort:
+            self._abort()
         if self._tcp_closed:
             return
+        self._closed_now()
+        w = self._writer
+        try:
+            w.close()
+            if MICROPYTHON:
+                await w.wait_closed()  # closes the socket at once
+            else:
+                # close() first sends what the transport holds: bounded, as a peer that
+                # reads nothing never takes it.
+                await asyncio.wait_for(w.wait_closed(), self.close_timeout)
+        except asyncio.TimeoutError:
+            w.transport.abort()
+        except Exception:
+            pass
+
+    def _abort(self):
+        """Drop TCP now, no closing handshake, nothing more sent (also from a cancelled
+        task: it does not wait). CPython's close() would first wait for the send buffer,
+        which a dead peer never empties; abort() drops it, and a writer blocked on it
+        gets the error. MicroPython closes the socket at once either way."""
+        if self._tcp_closed:
+            return
+        self._closed_now()
+        w = self._writer
+        try:
+            if MICROPYTHON:
+                w.s.close()
+            else:
+                w.transport.abort()
+        except Exception:
+            pass
+
+    def _closed_now(self):
         self._tcp_closed = True
         if self.proto.state != _CLOSED:
             self.proto.receive_eof()
         ka = self._keepalive
         if ka is not None and ka is not asyncio.current_task():
             ka.cancel()
-        w = self._writer
-        try:
-            if abort and not MICROPYTHON:
-                w.transport.abort()
-                return
-            w.close()
-            await w.wait_closed()
-        except Exception:
-            pass
 
 
 def read_to_drop(reader):

@@ -15,44 +15,63 @@ _E_PARTS_MIXED = const(45)
 _OP_CONT = const(0)
 _OP_TEXT = const(1)
 _OP_BINARY = const(2)
+_CLOSE_INTERNAL_ERROR = const(1011)
 
 
 async def send_fragments(ws, parts):
     """Send the items of ``parts`` (str, or bytes-like; sync or async iterable) as one message."""
-    # Hold the writer over the whole message: no other data frame may interleave
-    # (control frames from the reader queue up behind it).
-    await ws._acquire_write()
+    # One fragmented message at a time, and no other data frame between its frames
+    # (send() waits while _sending_parts is set). The write turn is taken per frame, not
+    # for the whole message: control frames (pongs, keepalive pings, a close) may go out
+    # between the frames (RFC 6455 5.4), so a slow source of parts holds up neither the
+    # reader's pongs nor the keepalive.
+    while ws._sending_parts:
+        await ws._wait_turn()
+    ws._sending_parts = True
+    sent = [0]  # the message's opcode once its first frame is out
     try:
-        op = 0
         prev = None
         if hasattr(parts, "__aiter__"):
             async for part in parts:
-                op = await _fragment(ws, op, prev)
+                await _fragment(ws, sent, prev)
                 prev = part
         else:
             for part in parts:
-                op = await _fragment(ws, op, prev)
+                await _fragment(ws, sent, prev)
                 prev = part
         if prev is None:
             raise TypeError(error_text(_E_NO_FRAGMENTS))
-        await _fragment(ws, op, prev, True)
+        await _fragment(ws, sent, prev, True)
+    except BaseException:
+        # A part of the wrong type, the parts' source raising, a cancel: with frames of
+        # the message out it can never be completed, and no other data frame may follow
+        # them, so the connection fails (as websockets does).
+        if sent[0] and ws.proto.close_sent is None:
+            ws.proto.fail(_CLOSE_INTERNAL_ERROR, "message left unfinished")
+        raise
     finally:
-        ws._release(False)
+        ws._sending_parts = False
+        ws._wake_all()
 
 
-async def _fragment(ws, op, part, last=False):
+async def _fragment(ws, sent, part, last=False):
     # One frame behind, so the last one can carry FIN.
     if part is None:
-        return op
+        return
     if isinstance(part, str):
         kind, part = _OP_TEXT, part.encode()
     elif isinstance(part, (bytes, bytearray, memoryview)):
         kind = _OP_BINARY
     else:
         raise TypeError(error_text(_E_PART_TYPE))
+    op = sent[0]
     if op and op != kind:
         raise TypeError(error_text(_E_PARTS_MIXED))
-    ws._check_sendable()
-    ws.proto.send_frame(_OP_CONT if op else kind, part, last)
-    await ws._write_out()
-    return kind
+    await ws._acquire_write()
+    try:
+        ws._check_sendable()  # (a close may have gone out while this waited its turn)
+        ws.proto.send_frame(_OP_CONT if op else kind, part, last)
+        sent[0] = kind
+        await ws._write_out()
+    finally:
+        ws._release(False)

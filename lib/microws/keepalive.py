@@ -5,6 +5,7 @@ this code in its heap (MicroPython loads .mpy bytecode into RAM).
 """
 
 import asyncio
+import os
 
 from .errors import ConnectionClosed
 from .frames import const  # MicroPython's, or a stand-in on CPython
@@ -16,15 +17,49 @@ _OPEN = const(1)
 _CLOSED = const(3)
 
 
+class PongWaiter(asyncio.Event):
+    """What ``ws.ping()`` returns: an Event set when the pong comes. Its ``wait()``
+    reads the connection when no other task does (there is no background reader), and
+    raises ConnectionClosed if the connection ends first."""
+
+    def __init__(self, ws):
+        super().__init__()
+        self._ws = ws
+
+    async def wait(self):
+        ws = self._ws
+        while not self.is_set():
+            if ws.proto.state == _CLOSED:
+                raise ws._closed_exc()
+            if len(ws._messages) >= ws.max_queue:
+                await super().wait()  # the app must take its messages first
+            else:
+                await ws._read(False, self)
+        return True
+
+
 async def ping(ws, data=b""):
-    """Send a ping on ``ws``; returns an Event set when the matching pong arrives."""
+    """Send a ping on ``ws``; returns a PongWaiter, set when the matching pong arrives."""
     data = bytes(data.encode() if isinstance(data, str) else data)
-    ev = asyncio.Event()
+    waiter = PongWaiter(ws)
     if ws._pings is None:
-        ws._pings = {}
-    ws._pings[data] = ev
+        ws._pings = []
+    ws._pings.append((data, waiter))
     await ws._send_frame(_OP_PING, data)
-    return ev
+    return waiter
+
+
+def pong_received(pings, data):
+    # The pong answers the earliest ping with its payload still waiting, and every ping
+    # sent before that one (a peer may answer only the latest of several, RFC 6455 5.5.3).
+    # A list, not a dict by payload: two pings with one payload (the default b"") each
+    # get their own pong.
+    for i in range(len(pings)):
+        if pings[i][0] == data:
+            for _, waiter in pings[: i + 1]:
+                waiter.set()
+            del pings[: i + 1]
+            return
 
 
 async def keepalive_loop(ws, interval):
@@ -46,22 +81,26 @@ async def keepalive_sweep(connections, interval, timeout=None):
     out, so an idle connection costs no task of its own (a task per connection for
     its whole life cost 288 B of heap each on the unix port)."""
     timeout = timeout or interval  # as keepalive_loop
+    probing = set()  # connections whose keepalive ping is out (the app's own pings do not count)
     while True:
         await asyncio.sleep(interval)
         for ws in list(connections):
-            if ws.proto.state == _OPEN and not ws._pings:  # not while a ping is out
+            if ws.proto.state == _OPEN and ws not in probing:
                 try:
-                    asyncio.create_task(probe(ws, timeout))
+                    asyncio.create_task(probe(ws, timeout, probing))
+                    probing.add(ws)
                 except MemoryError:
                     pass  # a full heap: this connection is probed next time
 
 
-async def probe(ws, timeout):
+async def probe(ws, timeout, probing=None):
     """Ping ``ws`` and wait for the pong. None within ``timeout`` s (sending the ping
     included: a dead peer's full send buffer blocks it) -> the peer is dead: fail the
     connection with 1011 and drop TCP, no close handshake. True when the pong came."""
     try:
-        await asyncio.wait_for(_ping_pong(ws), timeout)
+        # A payload of its own: the app's pings (b"" by default) and unsolicited pongs
+        # cannot be taken for this ping's answer.
+        await asyncio.wait_for(_ping_pong(ws, os.urandom(4)), timeout)
         return True
     except asyncio.TimeoutError:
         p = ws.proto
@@ -70,17 +109,11 @@ async def probe(ws, timeout):
         await ws._close_tcp(True)
     except (ConnectionClosed, OSError):
         pass  # closed meanwhile: nothing to keep alive
+    finally:
+        if probing is not None:
+            probing.discard(ws)
     return False
 
 
-async def _ping_pong(ws):
-    # Someone must read for the pong to be seen: the app's recv() if it is reading,
-    # else this task (up to max_queue messages, which recv() then returns).
-    ev = await ping(ws)
-    while not ev.is_set():
-        if len(ws._messages) >= ws.max_queue:
-            await ev.wait()  # the app must read first; the timeout decides
-        else:
-            await ws._read(False, ev)
-        if ws.proto.state == _CLOSED:
-            return
+async def _ping_pong(ws, data):
+    await (await ping(ws, data)).wait()

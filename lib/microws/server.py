@@ -124,6 +124,9 @@ class Server:
             if ws is None:
                 return
             await writer.drain()  # the 101, written by _handshake
+            if self._closing:  # close() came during the handshake: it did not see this one
+                await ws.close(1001, "server shutting down")
+                return
             settle_heap(False)  # the handshake's locals are garbage now; the handler's frames go low
             self.connections.add(ws)
             try:
@@ -143,17 +146,19 @@ class Server:
                 answer = _NO_MEMORY  # nothing was sent yet: say why, not just hang up
             _print_exc(e)
         finally:
-            if ws is not None:
-                self.connections.discard(ws)
-                try:
-                    await ws._close_tcp()
-                except MemoryError:
-                    _drop(writer)
-            else:  # not upgraded (answered, refused or failed): close the socket here
-                _drop(writer, answer)
-            self._tasks.discard(task)
-            if not self._tasks and self._drained is not None:
-                self._drained.set()  # wait_closed() is waiting for the last one
+            try:
+                if ws is not None:
+                    self.connections.discard(ws)
+                    try:
+                        await ws._close_tcp()
+                    except MemoryError:
+                        _drop(writer)
+                else:  # not upgraded (answered, refused or failed): close the socket here
+                    _drop(writer, answer)
+            finally:  # also when wait_closed() cancels this task while it closes
+                self._tasks.discard(task)
+                if not self._tasks and self._drained is not None:
+                    self._drained.set()  # wait_closed() is waiting for the last one
 
     async def _handshake(self, reader, writer):
         """Read and answer the upgrade; returns (WebSocket, handler) or (None, None) when answered otherwise."""
