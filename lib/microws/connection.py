@@ -355,7 +355,7 @@ class WebSocket:
                 except BaseException:
                     # Cancelled (or failed) with the frame half written: nothing can follow
                     # it on this stream, so the connection ends here (1006).
-                    self._abort()
+                    await self._close_tcp(True)
                     raise
             else:
                 w.write(item)
@@ -474,23 +474,21 @@ class WebSocket:
         if self._tcp_closed:
             return
         try:
-            await asyncio.wait_for(self._closing_handshake(), self.close_timeout)
+            await asyncio.wait_for(self._read_until_closed(), self.close_timeout)
+            abort = False
         except asyncio.TimeoutError:
             # No close frame out or back in time (a peer that reads nothing keeps even our
             # close frame waiting behind a full send buffer): drop TCP, do not wait on it.
-            self._abort()
-        await self._close_tcp()
+            abort = True
+        await self._close_tcp(abort)
 
-    async def _closing_handshake(self):
-        if self.proto.out:
+    async def _read_until_closed(self):
+        p = self.proto
+        if p.out:  # our close frame (and what was queued before it)
             try:
                 await self._flush()
             except ConnectionClosedError:
                 return  # TCP is closed already
-        await self._read_until_closed()
-
-    async def _read_until_closed(self):
-        p = self.proto
         while p.state != _CLOSED or (not p.eof and (p.client or p.failed)):
             if p.state == _CLOSED:
                 # Client: the server closes TCP first (RFC 6455 7.1.1); wait for EOF.
@@ -518,50 +516,32 @@ class WebSocket:
             await self._read(False)
 
     async def _close_tcp(self, abort=False):
-        # abort: the peer is dead (see _abort).
-        if abort:
-            self._abort()
+        # abort: the peer is dead, or a frame is half written. CPython's close() first sends
+        # what the transport holds, which a peer that reads nothing never takes: abort()
+        # drops it (a writer blocked on it gets the error), and close() is bounded by
+        # close_timeout too. MicroPython's wait_closed() closes the socket at once (also
+        # from a cancelled task: nothing here waits there).
         if self._tcp_closed:
             return
-        self._closed_now()
-        w = self._writer
-        try:
-            w.close()
-            if MICROPYTHON:
-                await w.wait_closed()  # closes the socket at once
-            else:
-                # close() first sends what the transport holds: bounded, as a peer that
-                # reads nothing never takes it.
-                await asyncio.wait_for(w.wait_closed(), self.close_timeout)
-        except asyncio.TimeoutError:
-            w.transport.abort()
-        except Exception:
-            pass
-
-    def _abort(self):
-        """Drop TCP now, no closing handshake, nothing more sent (also from a cancelled
-        task: it does not wait). CPython's close() would first wait for the send buffer,
-        which a dead peer never empties; abort() drops it, and a writer blocked on it
-        gets the error. MicroPython closes the socket at once either way."""
-        if self._tcp_closed:
-            return
-        self._closed_now()
-        w = self._writer
-        try:
-            if MICROPYTHON:
-                w.s.close()
-            else:
-                w.transport.abort()
-        except Exception:
-            pass
-
-    def _closed_now(self):
         self._tcp_closed = True
         if self.proto.state != _CLOSED:
             self.proto.receive_eof()
         ka = self._keepalive
         if ka is not None and ka is not asyncio.current_task():
             ka.cancel()
+        w = self._writer
+        try:
+            if MICROPYTHON:
+                await w.wait_closed()
+            elif abort:
+                w.transport.abort()
+            else:
+                w.close()
+                await asyncio.wait_for(w.wait_closed(), self.close_timeout)
+        except asyncio.TimeoutError:
+            w.transport.abort()
+        except Exception:
+            pass
 
 
 def read_to_drop(reader):

@@ -303,6 +303,205 @@ async def test_ping_returns_an_event_set_by_the_matching_pong():
         await ws.close()
 
 
+async def test_a_ping_waiter_reads_for_its_pong_and_a_pong_answers_earlier_pings():
+    # No other task reads: waiting for the pong must read. A pong answers the earliest
+    # ping with its payload and every ping before it; a connection that closes first
+    # ends the wait with ConnectionClosed.
+    step = asyncio.Event()
+
+    async def script(reader, writer):
+        for _ in range(3):
+            assert (await wp.read_frame(reader, expect_masked=True))[1] == 9
+        await wp.send(writer, wp.frame(10, b"", mask=False))
+        await asyncio.wait_for(step.wait(), 5)
+        await wp.send(writer, wp.frame(10, b"", mask=False))
+        assert (await wp.read_frame(reader, expect_masked=True))[1:3] == (9, b"4")
+        await wp.send(writer, wp.frame(8, wp.close_payload(1000), mask=False))
+        await wp.answer_close(reader, writer)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        first, second, third = await ws.ping(b"1"), await ws.ping(), await ws.ping()
+        assert await asyncio.wait_for(second.wait(), 5)
+        assert first.is_set() and not third.is_set()
+        step.set()
+        await asyncio.wait_for(third.wait(), 5)
+        last = await ws.ping(b"4")
+        await araises(microws.ConnectionClosedOK, asyncio.wait_for(last.wait(), 5))
+        assert not last.is_set()
+
+
+async def test_keepalive_is_not_fooled_by_the_apps_own_pings():
+    # The app pings with the default empty payload while a keepalive ping is out: each
+    # pong must answer its own ping (a dict by payload once gave the keepalive's pong to
+    # the app and then failed a healthy connection with 1011).
+    keepalive_ping = asyncio.Event()
+    answered = asyncio.Event()
+
+    async def script(reader, writer):
+        fin, op, first, _ = await wp.read_frame(reader, expect_masked=True)
+        assert op == 9
+        keepalive_ping.set()
+        fin, op, second, _ = await wp.read_frame(reader, expect_masked=True)
+        assert (op, second) == (9, b""), (op, second)
+        await wp.send(writer, wp.frame(10, first, mask=False) + wp.frame(10, second, mask=False))
+        for _ in range(3):  # the next keepalive pings, answered at once
+            fin, op, payload, _ = await wp.read_frame(reader, expect_masked=True)
+            assert op == 9, "expected a ping, got opcode %d (1011: the keepalive gave up)" % op
+            await wp.send(writer, wp.frame(10, payload, mask=False))
+        answered.set()
+        await wp.answer_close(reader, writer)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=0.05, ping_timeout=0.5)
+        await asyncio.wait_for(keepalive_ping.wait(), 5)
+        assert await asyncio.wait_for((await ws.ping()).wait(), 5)
+        await asyncio.wait_for(answered.wait(), 10)
+        assert ws.open and ws.close_code is None
+        await ws.close()
+
+
+class Parts:
+    """An async iterable of message parts (MicroPython has no async generators); the
+    part at ``wait_at`` comes only once ``gate`` is set."""
+
+    def __init__(self, parts, gate=None, wait_at=-1):
+        self.parts = parts
+        self.gate = gate
+        self.wait_at = wait_at
+        self.i = 0
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self.i == len(self.parts):
+            raise StopAsyncIteration
+        if self.i == self.wait_at:
+            await self.gate.wait()
+        self.i += 1
+        return self.parts[self.i - 1]
+
+
+async def test_a_fragmented_send_keeps_other_messages_out_but_lets_pongs_through():
+    # While a message goes out in fragments from a slow source, another task's send waits
+    # for its last frame (no data frame may come between them, RFC 6455 5.4), but the
+    # pong to a ping the peer sends meanwhile goes out at once (control frames may), and
+    # the reader gets the peer's message meanwhile.
+    gate = asyncio.Event()
+    pong_seen = asyncio.Event()
+    frames = []
+
+    async def script(reader, writer):
+        frames.append((await wp.read_frame(reader, expect_masked=True))[:3])
+        await wp.send(writer, wp.frame(9, b"hi", mask=False) + wp.frame(1, "from peer", mask=False))
+        assert (await wp.read_frame(reader, expect_masked=True))[1:3] == (10, b"hi")
+        pong_seen.set()
+        for _ in range(3):
+            frames.append((await wp.read_frame(reader, expect_masked=True))[:3])
+        await wp.answer_close(reader, writer)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        sending = asyncio.create_task(ws.send(Parts([b"a", b"b", b"c"], gate, 2)))
+        assert await asyncio.wait_for(ws.recv(), 5) == "from peer"
+        await asyncio.wait_for(pong_seen.wait(), 5)
+        other = asyncio.create_task(ws.send("other"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not other.done()  # waits for the fragmented message's end
+        gate.set()
+        await asyncio.wait_for(sending, 5)
+        await asyncio.wait_for(other, 5)
+        await ws.close()
+    assert frames == [(0, 2, b"a"), (0, 0, b"b"), (0x80, 0, b"c"), (0x80, 1, b"other")], frames
+
+
+async def test_a_fragmented_send_that_fails_midway_fails_the_connection_1011():
+    # Frames of the message are out and it can never be completed: no other data frame
+    # may follow them, so the connection fails (as websockets does). A bad first part
+    # fails before anything is sent, and the connection goes on.
+    frames = []
+
+    def parts():
+        yield "a"
+        yield "b"
+        raise ValueError("the source failed")
+
+    async def script(reader, writer):
+        while True:
+            fin, op, payload, _ = await wp.read_frame(reader, expect_masked=True)
+            frames.append((fin, op, payload))
+            if op == 8:
+                await wp.send(writer, wp.frame(8, payload, mask=False))
+                return
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        await araises(TypeError, ws.send([1, b"x"]))
+        await ws.send("still open")
+        await araises(ValueError, ws.send(parts()))
+        e = await araises(microws.ConnectionClosedError, ws.send("after"))
+        assert e.code == 1011, e.code
+        await asyncio.wait_for(ws.close(), 5)
+    assert frames[:2] == [(0x80, 1, b"still open"), (0, 1, b"a")], frames
+    assert frames[2][1] == 8 and frames[2][2][:2] == b"\x03\xf3", frames  # 1011
+
+
+async def test_cancelling_a_send_midway_through_a_frame_ends_the_connection():
+    # Half a frame is on the wire: nothing can follow it, so the connection is dropped
+    # (1006), and the next send says so instead of writing into the middle of that frame.
+    got_some = asyncio.Event()
+    release = asyncio.Event()
+
+    async def script(reader, writer):
+        await wp.read_exact(reader, 1000)
+        got_some.set()
+        await asyncio.wait_for(release.wait(), 30)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        wp.small_send_buffer(ws._writer)
+        sending = asyncio.create_task(ws.send(bytes(1 << 20)))
+        await asyncio.wait_for(got_some.wait(), 5)
+        sending.cancel()
+        await araises(asyncio.CancelledError, sending)
+        e = await araises(microws.ConnectionClosedError, ws.send("after"))
+        assert e.code == 1006, e.code
+        assert not ws.open
+        release.set()
+
+
+async def test_close_is_bounded_by_close_timeout_while_a_send_is_stuck():
+    # The peer reads nothing, so a big send blocks with the write turn; close() must not
+    # wait behind it for ever: after close_timeout TCP is dropped and the send ends too.
+    got_some = asyncio.Event()
+    release = asyncio.Event()
+
+    async def script(reader, writer):
+        await wp.read_exact(reader, 1000)
+        got_some.set()
+        await asyncio.wait_for(release.wait(), 30)
+
+    async with Peer(script) as p:
+        ws = await microws.connect(p.url, ping_interval=None, close_timeout=0.2)
+        wp.small_send_buffer(ws._writer)
+        sending = asyncio.create_task(ws.send(bytes(1 << 20)))
+        await asyncio.wait_for(got_some.wait(), 5)
+        await asyncio.wait_for(ws.close(), 5)
+        assert ws.close_code == 1006
+        await araises(microws.ConnectionClosedError, asyncio.wait_for(sending, 5))
+        release.set()
+
+
+async def test_connect_works_with_wait_for_and_create_task():
+    async with Peer(idle) as p:
+        ws = await asyncio.wait_for(microws.connect(p.url, ping_interval=None), 5)
+        ws2 = await asyncio.create_task(microws.connect(p.url, ping_interval=None))
+        await ws.close()
+        await ws2.close()
+
+
 async def test_open_timeout_when_the_server_never_answers():
     async with Peer(wp.read_eof_only, respond=False) as p:
         await araises(asyncio.TimeoutError, microws.connect(p.url, open_timeout=0.2))

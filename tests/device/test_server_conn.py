@@ -384,6 +384,68 @@ async def test_wait_closed_cancels_handlers_stuck_elsewhere():
     await wp.close_raw(w)
 
 
+async def test_wait_closed_ends_a_handler_stuck_sending_to_a_peer_that_reads_nothing():
+    # close() sends 1001 behind a send that cannot finish: after close_timeout TCP is
+    # dropped, which ends that send, and wait_closed() returns (CPython's server waited
+    # for the send buffer for ever, and a second cancel escaped the task's cleanup).
+    sending = asyncio.Event()
+
+    async def handler(ws):
+        wp.small_send_buffer(ws._writer)
+        sending.set()
+        await ws.send(bytes(1 << 20))
+
+    srv = await microws.serve(handler, "127.0.0.1", 0, close_timeout=0.2)
+    r, w = await wp.ws_raw(srv.port)
+    await asyncio.wait_for(sending.wait(), 5)
+    await wp.read_exact(r, 1000)  # the frame has begun; nothing more is read
+    srv.close()
+    await asyncio.wait_for(srv.wait_closed(), 5)
+    assert not srv.connections
+    await wp.close_raw(w)
+
+
+async def test_keepalive_drops_a_dead_peer_although_the_handlers_own_ping_is_unanswered():
+    # The sweep skipped a connection while any ping was out, the app's too: a handler's
+    # one unanswered ping switched the keepalive off for good.
+    async def handler(ws):
+        await ws.ping(b"app")
+        await ws.recv()
+
+    async with Running(handler, ping_interval=0.05, ping_timeout=0.2) as s:
+        r, w = await wp.ws_raw(s.port)
+        assert await asyncio.wait_for(wp.read_eof(r), 5)  # pings never answered
+        await asyncio.wait_for(s.ended.wait(), 5)
+        await wp.close_raw(w)
+    assert s.closed == [(1011, "keepalive ping timeout")], s.closed
+
+
+async def test_a_handshake_that_ends_after_server_close_gets_1001_not_the_handler():
+    started = []
+
+    async def handler(ws):
+        started.append(ws)
+        await ws.send("hello from a closed server")
+
+    srv = await microws.serve(handler, "127.0.0.1", 0, close_timeout=0.2)
+    request = wp.upgrade_request()
+    r, w = await wp.open_raw(srv.port, request[:20])
+    for _ in range(500):  # until the server has taken the connection (bounded)
+        if srv._tasks:
+            break
+        await asyncio.sleep(0.01)
+    srv.close()
+    await wp.send(w, request[20:])
+    status, _ = await wp.read_head(r)
+    assert status in (101, 503), status
+    if status == 101:
+        assert await wp.read_close(r) == 1001
+        await wp.send(w, wp.frame(8, wp.close_payload(1001)))
+    await asyncio.wait_for(srv.wait_closed(), 5)
+    assert not started
+    await wp.close_raw(w)
+
+
 async def test_default_max_size_is_64k_on_micropython_and_1mib_on_cpython():
     async with Running() as s:
         r, w = await wp.ws_raw(s.port)

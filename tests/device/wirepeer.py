@@ -179,6 +179,14 @@ async def ws_raw(port, path="/", extra=()):
     return reader, writer
 
 
+def small_send_buffer(writer):
+    """Shrink a stream's kernel send buffer (Linux: SOL_SOCKET 1, SO_SNDBUF 7), so that a
+    big send to a peer that reads nothing blocks after some KiB, not after megabytes
+    (loopback took a whole 1 MiB frame otherwise)."""
+    sock = writer.s if hasattr(writer, "s") else writer.get_extra_info("socket")
+    sock.setsockopt(1, 7, 4096)
+
+
 async def send(writer, data):
     writer.write(data)
     await writer.drain()
