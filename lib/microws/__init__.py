@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # what __getattr__ below returns, for type checkers
 # dict that grows gets a new table, and one made while the heap is full of garbage
 # lands high: a block for good in the middle of the free run a big message needs.
 texts = None
+boundport = None  # the same, for the server's port-0 lookup on the unix port
 
 __version__ = "0.1.0"
 __all__ = [

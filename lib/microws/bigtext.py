@@ -52,7 +52,15 @@ def adopt_text(buf):
     p = uctypes.addressof(buf)
     if kind & 0xFF != 1 or not kind >> 8 or _word(a + _W, -1) != n or _word(a + 2 * _W, -1) != p:
         return None
-    s = str(b"\x7f", "utf-8")  # a new heap str (not an interned one: checked next)
+    # A new heap str to take over. Not an interned one: a text some loaded code holds
+    # as a literal (this one once was, in client.parse_url) is an immediate object,
+    # not a pointer, and reading "its" fields crashed the interpreter.
+    for c in b"\x7f\x1f":
+        s = str(bytes((c,)), "utf-8")
+        if not id(s) & 3:  # a pointer (heap objects are word-aligned; immediates are not)
+            break
+    else:
+        return None
     a = id(s) + _W
     if _word(a, -1) != hash(s) or _word(a + _W, -1) != 1 or _word(a + 2 * _W, -1) != uctypes.addressof(s):
         return None

@@ -21,20 +21,27 @@ _E_URL_USER = const(39)
 _E_URL_IPV6 = const(40)
 _E_URL_NO_HOST = const(41)
 _E_NOT_RECONNECTING = const(42)
+_E_URL_CHAR = const(46)
 
 
 def parse_url(url):
     """(secure, host, port, resource) of a ws:// or wss:// URL."""
-    if url.startswith("ws://"):
+    scheme = url[:6].lower()  # schemes are case-insensitive (RFC 3986 3.1)
+    if scheme.startswith("ws://"):
         secure, rest = False, url[5:]
-    elif url.startswith("wss://"):
+    elif scheme == "wss://":
         secure, rest = True, url[6:]
     else:
         raise ValueError(error_text(_E_URL_SCHEME, url))
-    slash = rest.find("/")
-    query = rest.find("?")
-    cut = slash if slash >= 0 else query
-    if cut >= 0:
+    for c in rest:
+        if c <= " " or c == "#" or c == "\x7f":  # RFC 6455 3: no fragment; no blank in a request line
+            raise ValueError(error_text(_E_URL_CHAR, url))
+    cut = len(rest)
+    for c in "/?":  # the host ends at the first of them
+        i = rest.find(c)
+        if 0 <= i < cut:
+            cut = i
+    if cut < len(rest):
         netloc, resource = rest[:cut], rest[cut:]
         if resource[0] == "?":
             resource = "/" + resource
@@ -77,33 +84,41 @@ def _client_ssl_context(ssl_arg):
 async def _open(url, subprotocols, headers, ssl, open_timeout, options):
     secure, host, port, resource = parse_url(url)
     ctx = _client_ssl_context(ssl) if secure else None
-    if ctx is not None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=ctx, server_hostname=host), open_timeout
-        )
-    else:
+    if ctx is None or MICROPYTHON:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), open_timeout)
+    else:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ctx, server_hostname=host, ssl_handshake_timeout=open_timeout),
+            open_timeout,
+        )
+    raw = None
     if MICROPYTHON:
-        set_nodelay(writer.s)  # pyright: ignore[reportAttributeAccessIssue] (MicroPython Stream)
+        raw = writer.s  # pyright: ignore[reportAttributeAccessIssue] (MicroPython Stream)
+        set_nodelay(raw)
+        if ctx is not None:
+            # Wrapped here, not by open_connection, to keep the TCP socket: after a failed
+            # TLS handshake, closing MicroPython's TLS socket leaves it open (a socket
+            # leaked per attempt). The handshake itself runs on the first write.
+            writer.s = ctx.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)  # pyright: ignore
+            writer.s.setblocking(False)  # pyright: ignore[reportAttributeAccessIssue]
     try:
         key = make_key()
         default_port = 443 if secure else 80
         hosthdr = host if ":" not in host else "[%s]" % host
         if port != default_port:
             hosthdr = "%s:%d" % (hosthdr, port)
-        writer.write(build_request(hosthdr, resource, key, subprotocols, headers))
-        await writer.drain()
-        head, leftover = await asyncio.wait_for(read_http_head(reader), open_timeout)
+        request = build_request(hosthdr, resource, key, subprotocols, headers)
+        head, leftover = await asyncio.wait_for(_exchange(reader, writer, request), open_timeout)
         answer, proto = check_response(head, key, subprotocols)
     except BaseException:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except Exception:
-            pass
+        if MICROPYTHON:
+            writer.s.close()  # pyright: ignore[reportAttributeAccessIssue]
+            raw.close()  # pyright: ignore[reportOptionalMemberAccess]
+        else:  # no TLS shutdown with a peer that failed us (CPython waits up to 30 s for it)
+            writer.transport.abort()
         raise
     settle_heap()
-    return WebSocket(
+    ws = WebSocket(
         reader,
         writer,
         True,
@@ -113,6 +128,20 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
         leftover=leftover,
         **options,
     )
+    if raw is not None and ctx is not None:
+        ws._tls = True
+    return ws
+
+
+async def _exchange(reader, writer, request):
+    # The request out, the response head in (on MicroPython the TLS handshake too):
+    # all within open_timeout.
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await read_http_head(reader)
+    except ValueError as e:  # MicroPython's TLS rejects a certificate so (CPython: an OSError)
+        raise OSError(str(e))
 
 
 class connect:

@@ -68,6 +68,7 @@ class WebSocket:
     _reading = False
     _writing = False
     _sending_parts = False  # a fragmented message is going out: other data frames wait
+    _tls = False  # a MicroPython client over TLS (see _read_until_closed)
     _tcp_closed = False
     _keepalive = None
     path = "/"
@@ -495,6 +496,9 @@ class WebSocket:
                 # Failed: drop what the peer still sends until it hangs up or goes quiet:
                 # closing with unread bytes makes TCP send a reset, and the peer may
                 # then lose our close frame (and with it the close code).
+                # A MicroPython client over TLS waits only until quiet too: a server on
+                # CPython sends its TLS close_notify and waits for ours before it closes
+                # TCP, and MicroPython's TLS takes that close_notify without a word.
                 while self._reading:
                     await self._wait_turn()
                 if p.eof:
@@ -502,7 +506,7 @@ class WebSocket:
                 self._reading = True
                 read = read_to_drop(self._reader)
                 try:
-                    n = await (read if p.client else asyncio.wait_for(read, _QUIET))
+                    n = await (read if p.client and not self._tls else asyncio.wait_for(read, _QUIET))
                 except asyncio.TimeoutError:
                     break
                 except (OSError, EOFError):

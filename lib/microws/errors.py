@@ -19,19 +19,26 @@ def error_text(msg, arg=None):
     made here, when the error is, not when it is shown.
     """
     if type(msg) is int:
-        import sys
-
         try:
             from .texts import T  # (not `from . import texts`: the package's __getattr__)
 
             msg = T[msg]
         except Exception:  # a heap too full to load them, or a partial copy of the library
             msg, arg = "microws error %d (%r)", (msg, arg)
-        finally:  # dropped again: from sys.modules, and the package's name for it is None
-            package = __name__[: __name__.rfind(".")]
-            sys.modules.pop(package + ".texts", None)
-            sys.modules[package].texts = None  # pyright: ignore[reportAttributeAccessIssue] (why: its own `texts = None`)
+        finally:
+            forget("texts")
     return msg if arg is None else msg % arg
+
+
+def forget(name):
+    """Drop the library's module ``name`` again, once used: from ``sys.modules``, and the
+    package's name for it is None again (the package names it from the start, so that
+    its dict does not grow)."""
+    import sys
+
+    package = __name__[: __name__.rfind(".")]
+    sys.modules.pop(package + "." + name, None)
+    setattr(sys.modules[package], name, None)
 
 
 class WebSocketError(Exception):

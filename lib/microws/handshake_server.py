@@ -33,13 +33,18 @@ class Request:
 
 
 def parse_request(head):
-    """Parse a request head into a Request; InvalidHandshake(400/414/431) on abuse."""
+    """Parse a request head into a Request; InvalidHandshake(400/414/431) on abuse, and 400
+    without exactly one Host."""
     start, headers = parse_head(head)
     parts = start.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise InvalidHandshake(_E_REQUEST_LINE, 400)
     if parts[2] != "HTTP/1.1":
         raise InvalidHandshake(_E_NOT_HTTP11, 400)
+    # Exactly one Host (RFC 9112 3.2), for upgrades and plain requests alike; repeats
+    # arrive joined with ", ", which no host[:port] holds.
+    if "," in headers.get("host", ","):
+        raise InvalidHandshake(_E_NO_HOST, 400)
     return Request(parts[0], parts[1], headers)
 
 
@@ -52,8 +57,6 @@ def check_request(request, subprotocols=None, origins=None):
         raise InvalidHandshake(_E_NO_UPGRADE, 426)
     if "upgrade" not in header_tokens(h.get("connection")):
         raise InvalidHandshake(_E_NO_CONNECTION_UPGRADE, 400)
-    if "host" not in h:
-        raise InvalidHandshake(_E_NO_HOST, 400)
     if h.get("sec-websocket-version") != "13":
         raise InvalidHandshake(_E_VERSION, 426)
     key = h.get("sec-websocket-key", "")

@@ -3,25 +3,43 @@
 Imported on first use: a server whose clients all upgrade never loads it (heap).
 """
 
-REASONS = {101: "Switching Protocols", 200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 414: "URI Too Long", 426: "Upgrade Required",
+from .errors import error_text
+from .frames import const  # MicroPython's, or a stand-in on CPython
+
+# Error texts, by number into texts.T (see errors.error_text).
+_E_HEADER_CRLF = const(47)
+
+REASONS = {200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 414: "URI Too Long", 426: "Upgrade Required",
            431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+# The framing headers are ours (the server closes after one response); the caller's are dropped.
+_OURS = ("content-length", "connection", "transfer-encoding")
 
 
-def build_response(status, headers=None, body=None):
-    """HTTP/1.1 response bytes (the 101 is ``handshake_server.accept_response``)."""
+def build_response(status, headers=None, body=None, head=False):
+    """HTTP/1.1 response bytes, then the server closes (the 101 is ``handshake_server.accept_response``).
+
+    ``Content-Length`` is the body's, none for 1xx, 204 and 304, which have no body
+    (RFC 9110 6.4.1, 8.6); ``head``: the answer to HEAD, the same head without the
+    body (RFC 9110 9.3.2). A CR or LF in ``headers`` (response splitting) raises ValueError.
+    """
     lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Error" if status >= 400 else "OK"))]
     if headers:
         for name, value in headers.items() if hasattr(headers, "items") else headers:
-            lines.append("%s: %s" % (name, value))
-    if body is None:
-        body = b""
-    if status != 101:
-        if isinstance(body, str):
-            body = body.encode()
-        lines.append("Content-Length: %d" % len(body))
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+            line = "%s: %s" % (name, value)
+            if "\r" in line or "\n" in line:
+                raise ValueError(error_text(_E_HEADER_CRLF))  # no value in it: it may be a secret
+            if name.lower() not in _OURS:
+                lines.append(line)
+    if isinstance(body, str):
+        body = body.encode()
+    if status < 200 or status == 204 or status == 304:
+        body = None
+    else:
+        lines.append("Content-Length: %d" % (len(body) if body else 0))
+    lines.append("Connection: close")
+    out = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return out + body if body and not head else out
 
 
 def error_response(err):
@@ -37,19 +55,21 @@ def error_response(err):
 
 async def http_response(http_handler, request):
     """Bytes answering a plain HTTP request: what ``http_handler`` returns, 404 for None,
-    500 when it raises (printed; the server keeps serving)."""
+    500 when it raises (printed; the server keeps serving) or its headers hold a CR or LF.
+    A HEAD request gets the head alone."""
+    head = request.method == "HEAD"
     try:
         result = http_handler(request)
         if hasattr(result, "send"):  # a coroutine
             result = await result
         if result is None:
-            return build_response(404, [("Content-Type", "text/plain")], "not found\n")
+            return build_response(404, [("Content-Type", "text/plain")], "not found\n", head)
         status, headers, body = result
-        return build_response(status, headers, body)
+        return build_response(status, headers, body, head)
     except MemoryError:
         raise  # the server answers 503 with a response that needs no heap
     except Exception as e:
         from .server import _print_exc
 
         _print_exc(e)
-        return build_response(500, [("Content-Type", "text/plain")], "internal error\n")
+        return build_response(500, [("Content-Type", "text/plain")], "internal error\n", head)

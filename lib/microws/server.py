@@ -17,14 +17,13 @@ from .connection import (
     set_nodelay,
     settle_heap,
 )
-from .errors import ConnectionClosed, InvalidHandshake, error_text
+from .errors import ConnectionClosed, InvalidHandshake, forget
 from .frames import const  # MicroPython's, or a stand-in on CPython
 from .handshake import app_headers
 from .handshake_server import accept_response, check_request, parse_request
 
 # Error texts, by number into texts.T (see errors.error_text).
 _E_NO_ROUTE = const(29)
-_E_NO_PORT = const(30)
 
 _LINGER_READS = const(64)  # at most this many reads after an answer (see _respond)
 # The answer when the heap cannot hold one more connection: a constant, so sending it
@@ -69,7 +68,8 @@ class Server:
             self._keepalive = asyncio.create_task(sweep)
         ssl = opt["ssl"]
         if not MICROPYTHON:
-            self._listener = await asyncio.start_server(self._client, host, port, ssl=ssl, backlog=backlog)
+            tls = {"ssl": ssl, "ssl_handshake_timeout": opt["handshake_timeout"]} if ssl else {}
+            self._listener = await asyncio.start_server(self._client, host, port, backlog=backlog, **tls)
             self.port = self._listener.sockets[0].getsockname()[1]  # pyright: ignore (CPython)
             return
         import socket
@@ -82,7 +82,10 @@ class Server:
         s.setblocking(False)
         self._sock = s
         if port == 0:
-            self.port = _bound_port(s)
+            from .boundport import bound_port
+
+            self.port = bound_port(s)
+            forget("boundport")
         self._accept_task = asyncio.create_task(self._accept_loop(s, ssl))  # pyright: ignore[reportArgumentType]
 
     async def _accept_loop(self, s, ssl):
@@ -91,28 +94,31 @@ class Server:
 
         while True:
             yield core._io_queue.queue_read(s)
-            s2 = None
+            raw = s2 = None
             try:
-                s2, addr = s.accept()
+                raw, addr = s.accept()
+                set_nodelay(raw)
+                s2 = raw
                 if ssl is not None:
-                    s2 = ssl.wrap_socket(s2, server_side=True, do_handshake_on_connect=False)
+                    s2 = ssl.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
                 s2.setblocking(False)
-                set_nodelay(s2)
                 # No peername dict: it would cost ~150 B of heap per connection on a board.
                 stream = asyncio.StreamReader(s2)
-                asyncio.create_task(self._client(stream, stream))
+                # TLS: the TCP socket too, which closing the TLS one after a failed
+                # handshake leaves open (a socket leaked per browser refusing our cert).
+                asyncio.create_task(self._client(stream, stream, raw if ssl else None))
             except OSError:  # this client is dropped, never the server
-                if s2 is not None:
-                    _drop(s2)
+                _drop(s2)
+                _drop(raw)
             except MemoryError as e:
                 # Out of heap: say so (503), then wait a little for connections to end
                 # rather than spin on the clients still waiting.
                 _print_exc(e)
-                if s2 is not None:
-                    _drop(s2, b"" if ssl else _NO_MEMORY)
+                _drop(s2, b"" if ssl else _NO_MEMORY)
+                _drop(raw)
                 await asyncio.sleep_ms(50)  # pyright: ignore[reportAttributeAccessIssue]
 
-    async def _client(self, reader, writer):
+    async def _client(self, reader, writer, raw=None):
         task = asyncio.current_task()
         self._tasks.add(task)
         ws = None
@@ -155,6 +161,7 @@ class Server:
                         _drop(writer)
                 else:  # not upgraded (answered, refused or failed): close the socket here
                     _drop(writer, answer)
+                _drop(raw)
             finally:  # also when wait_closed() cancels this task while it closes
                 self._tasks.discard(task)
                 if not self._tasks and self._drained is not None:
@@ -273,6 +280,8 @@ def _drop(conn, data=b""):
     # Close without a coroutine (none may fit in a full heap): ``conn`` is a socket or
     # a stream (MicroPython's Stream only closes in its coroutine wait_closed(), so its
     # socket is closed directly); ``data`` goes out if the socket takes it at once.
+    if conn is None:
+        return
     conn = getattr(conn, "s", conn)
     try:
         if data:
@@ -283,23 +292,6 @@ def _drop(conn, data=b""):
         conn.close()
     except Exception:
         pass
-
-
-def _bound_port(sock):
-    """The port a socket bound to port 0 got (unix port: via /proc, no getsockname there)."""
-    import os
-
-    ino = str(os.stat("/proc/self/fd/%d" % sock.fileno())[1])
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        try:
-            with open(table) as f:
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 9 and fields[9] == ino:
-                        return int(fields[1].rsplit(":", 1)[1], 16)
-        except OSError:
-            pass
-    raise OSError(error_text(_E_NO_PORT))
 
 
 async def serve(

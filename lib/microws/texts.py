@@ -32,7 +32,7 @@ T = (
     "WebSocket upgrade needs GET",  # E_NOT_GET
     "missing 'Upgrade: websocket'",  # E_NO_UPGRADE
     "missing 'Connection: Upgrade'",  # E_NO_CONNECTION_UPGRADE
-    "missing Host",  # E_NO_HOST
+    "missing or repeated Host",  # E_NO_HOST
     "unsupported Sec-WebSocket-Version",  # E_VERSION
     "invalid Sec-WebSocket-Key",  # E_KEY
     "origin %r not allowed",  # E_ORIGIN
@@ -53,4 +53,6 @@ T = (
     "empty fragmented message",  # E_NO_FRAGMENTS
     "message parts must be str or bytes",  # E_PART_TYPE
     "a fragmented message mixes str and bytes",  # E_PARTS_MIXED
+    "a blank, control character or '#' in %r",  # E_URL_CHAR
+    "CR or LF in a header from http_handler",  # E_HEADER_CRLF
 )

@@ -494,6 +494,58 @@ async def test_close_is_bounded_by_close_timeout_while_a_send_is_stuck():
         release.set()
 
 
+async def test_a_wss_connect_that_fails_in_tls_closes_its_socket():
+    # A server that answers the TLS hello with plain HTTP: connect() fails with OSError
+    # and the socket is closed (MicroPython's TLS socket, closed after a failed
+    # handshake, left the TCP socket under it open: one leaked per attempt).
+    eof = []
+
+    async def script(reader, writer):
+        await reader.read(1024)  # the client's TLS hello
+        await wp.send(writer, b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        eof.append(await asyncio.wait_for(wp.read_eof(reader), 5))
+
+    async with Peer(script, respond=False) as p:
+        _, cctx = wp.tls_contexts()
+        url = p.url.replace("ws://", "wss://")
+        await araises(OSError, microws.connect(url, ssl=cctx, open_timeout=5, ping_interval=None))
+        await asyncio.wait_for(p.done.wait(), 10)
+    assert eof == [True]
+
+
+async def test_wss_connect_gives_up_after_open_timeout_whatever_the_server_does():
+    # A server that never answers the TLS hello (MicroPython's client waited for ever: its
+    # handshake runs on the first write, which was not under the timeout), and one that
+    # completes TLS but never answers the upgrade (CPython then waited up to 30 s for a
+    # TLS shutdown before raising).
+    sctx, cctx = wp.tls_contexts()
+    for tls in (None, sctx):
+        srv = await wp.raw_server(wp.read_eof_only, tls)
+        try:
+            start = wp.seconds()
+            url = "wss://localhost:%d/" % srv.port
+            await araises(asyncio.TimeoutError, microws.connect(url, ssl=cctx, open_timeout=0.3, ping_interval=None))
+            took = wp.seconds() - start
+            assert took < 3, (tls, took)
+        finally:
+            srv.close()
+            await srv.wait_closed()
+
+
+async def test_a_certificate_rejected_by_micropythons_tls_is_an_oserror():
+    # MicroPython's TLS raises ValueError for a certificate it rejects (CPython: an
+    # OSError subclass). As an OSError it is retried by the reconnecting iterator and
+    # caught by apps as the network failure it is.
+    from microws.client import _exchange
+
+    class Refusing:
+        def write(self, data):
+            raise ValueError("The certificate is not correctly signed by the trusted CA")
+
+    e = await araises(OSError, _exchange(None, Refusing(), b"GET / HTTP/1.1\r\n\r\n"))
+    assert "not correctly signed" in str(e)
+
+
 async def test_connect_works_with_wait_for_and_create_task():
     async with Peer(idle) as p:
         ws = await asyncio.wait_for(microws.connect(p.url, ping_interval=None), 5)
@@ -618,6 +670,12 @@ async def test_bad_urls_are_rejected_clearly():
     assert parse_url("wss://h:8443/a/b?c=d") == (True, "h", 8443, "/a/b?c=d")
     assert parse_url("ws://[::1]:9000/x") == (False, "::1", 9000, "/x")
     assert parse_url("ws://h?x=1") == (False, "h", 80, "/?x=1")
-    for bad in ("http://h/", "ws://", "ws://user@h/"):
+    # The host ends at the first "/" or "?", whichever comes first; schemes are
+    # case-insensitive (RFC 3986 3.1).
+    assert parse_url("ws://h:8080?q=a/b") == (False, "h", 8080, "/?q=a/b")
+    assert parse_url("ws://h?x=/y") == (False, "h", 80, "/?x=/y")
+    assert parse_url("WSS://H/p") == (True, "H", 443, "/p")
+    # No fragment (RFC 6455 3), and nothing that would break the request line.
+    for bad in ("http://h/", "ws://", "ws://user@h/", "ws://h/p#f", "ws://h/a b", "ws://h/a\r\nX: y"):
         with raises(ValueError):
             parse_url(bad)

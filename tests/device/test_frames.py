@@ -161,6 +161,25 @@ def test_decode_text_of_a_bytearray_with_a_spare_byte_shares_its_memory():
     assert decode_text(bytearray(b"abc")) == "abc"
 
 
+def test_a_big_text_is_decoded_while_the_str_bigtext_would_take_over_is_interned():
+    # Short literals are interned (here "\x7f", by this very line): str() of those bytes
+    # is then an immediate object, not a heap str, and bigtext read and wrote memory at
+    # its "address" (the interpreter crashed after a library change added that literal).
+    # It must take another str over (or copy).
+    assert "\x7f" == str(b"\x7f", "utf-8")
+    raw = b"interned " * 300
+    assert decode_text(_spare_byte(raw)) == raw.decode()  # (loads microws.bigtext once)
+    buf = _spare_byte(raw)
+    if IS_MICROPYTHON:
+        gc.collect()
+        before = gc.mem_alloc()  # pyright: ignore[reportAttributeAccessIssue]
+        text = decode_text(buf)
+        assert gc.mem_alloc() - before < 256  # shared still, not a copy  # pyright: ignore[reportAttributeAccessIssue]
+    else:
+        text = decode_text(buf)
+    assert text == raw.decode()
+
+
 def test_utf8_stream_accepts_valid_text_split_at_every_byte():
     text = "κόσμε €𐍈 ascii".encode()
     for cut in range(len(text) + 1):

@@ -366,6 +366,21 @@ async def test_wss_echo_with_a_self_signed_certificate():
         assert ws.close_code == 1000
 
 
+async def test_a_tls_server_closes_clients_that_fail_or_never_start_tls():
+    # Plain HTTP sent to the wss port (a browser refusing the certificate ends the same
+    # way): MicroPython's server closed only its TLS socket, which after a failed
+    # handshake leaves the TCP socket under it open, a socket lost per client. And a
+    # client that never starts TLS: CPython's server held it 60 s, past handshake_timeout.
+    sctx, _ = wp.tls_contexts()
+    async with Running(ssl=sctx, handshake_timeout=0.3) as s:
+        for hello in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b""):
+            r, w = await wp.open_raw(s.port, hello)
+            start = wp.seconds()
+            assert await asyncio.wait_for(wp.read_eof(r), 5)
+            assert wp.seconds() - start < 3
+            await wp.close_raw(w)
+
+
 async def test_wait_closed_cancels_handlers_stuck_elsewhere():
     entered = asyncio.Event()
 

@@ -301,3 +301,140 @@ async def test_a_503_for_max_connections_reads_the_request_before_the_socket_clo
         await wp.close_raw(w1)
 
     await with_server(check, handler=hold, max_connections=1)
+
+
+# Plain-HTTP answers (RFC 9110/9112): each checked byte for byte, then a normal request.
+
+
+async def whole_answer(port, request):
+    """Every byte the server sends for ``request``, up to its close."""
+    reader, writer = await wp.open_raw(port, request)
+    out = b""
+    try:
+        while True:
+            chunk = await asyncio.wait_for(reader.read(4096), 5)
+            if not chunk:
+                return out
+            out += chunk
+    finally:
+        await wp.close_raw(writer)
+
+
+def _answer(status, headers, body=b""):
+    return ("HTTP/1.1 %s\r\n%s\r\n" % (status, "".join("%s\r\n" % h for h in headers))).encode() + body
+
+
+PAGE = _answer("200 OK", ["Content-Type: text/html", "Content-Length: 14", "Connection: close"], b"<h1>board</h1>")
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _page(request):
+    return 200, [("Content-Type", "text/html")], "<h1>board</h1>"
+
+
+async def test_head_to_the_page_hook_gets_the_head_without_its_body():
+    async def check(port):
+        head = PAGE[: PAGE.index(b"\r\n\r\n") + 4]  # Content-Length still the body's
+        assert await whole_answer(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n") == head
+        assert await whole_answer(port, b"HEAD /none HTTP/1.1\r\nHost: x\r\n\r\n") == _answer(
+            "404 Not Found", ["Content-Type: text/plain", "Content-Length: 10", "Connection: close"]
+        )
+        assert await whole_answer(port, GET) == PAGE
+
+    def page(request):
+        return None if request.path == "/none" else _page(request)
+
+    await with_server(check, http_handler=page)
+
+
+async def test_the_page_hooks_own_framing_headers_give_way_to_one_length_and_close():
+    def page(request):
+        if request.path == "/own":
+            own = [("Content-Length", "99"), ("connection", "keep-alive"), ("TRANSFER-ENCODING", "chunked")]
+            return 200, [("X-A", "1")] + own, "ok"
+        return _page(request)
+
+    async def check(port):
+        got = await whole_answer(port, b"GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert got == _answer("200 OK", ["X-A: 1", "Content-Length: 2", "Connection: close"], b"ok"), got
+        assert await whole_answer(port, GET) == PAGE
+
+    await with_server(check, http_handler=page)
+
+
+async def test_204_and_304_from_the_page_hook_carry_no_length_and_no_body():
+    def page(request):
+        if request.path == "/204":
+            return 204, [], b""
+        if request.path == "/304":
+            return 304, {"ETag": '"v1"'}, "dropped: a 304 has no body"
+        return _page(request)
+
+    async def check(port):
+        got = await whole_answer(port, b"GET /204 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert got == _answer("204 No Content", ["Connection: close"]), got
+        got = await whole_answer(port, b"GET /304 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert got == _answer("304 Not Modified", ['ETag: "v1"', "Connection: close"]), got
+        assert await whole_answer(port, GET) == PAGE
+
+    await with_server(check, http_handler=page)
+
+
+async def test_no_host_or_two_hosts_get_400_for_pages_and_upgrades():
+    called = []
+
+    def page(request):
+        called.append(request.path)
+        return _page(request)
+
+    bad = _answer(
+        "400 Bad Request",
+        ["Content-Type: text/plain", "Content-Length: 25", "Connection: close"],
+        b"missing or repeated Host\n",
+    )
+
+    async def check(port):
+        assert await whole_answer(port, b"GET / HTTP/1.1\r\n\r\n") == bad
+        assert await whole_answer(port, b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n") == bad
+        assert await whole_answer(port, b"GET / HTTP/1.1\r\nHost: x\r\nhost: x\r\n\r\n") == bad
+        assert await whole_answer(port, wp.upgrade_request(host=None)) == bad
+        assert await whole_answer(port, wp.upgrade_request(extra=["Host: evil.example"])) == bad
+        assert called == []
+        assert await whole_answer(port, GET) == PAGE
+        assert (await status_of(port, wp.upgrade_request()))[0] == 101
+
+    await with_server(check, http_handler=page)
+
+
+async def test_cr_or_lf_in_a_page_hook_header_gets_500_not_a_split_response():
+    import microws.server as server_module
+
+    def page(request):
+        if request.path == "/value":
+            return 200, [("X-A", "1\r\nSet-Cookie: secret=1")], "ok"
+        if request.path == "/lf":
+            return 200, {"X-A": "1\nX-B: 2"}, "ok"
+        if request.path == "/name":
+            return 200, [("X-A\r\nSet-Cookie", "secret=1")], "ok"
+        return _page(request)
+
+    printed = []
+    real = server_module._print_exc
+    server_module._print_exc = lambda e: printed.append(str(e))
+    error = _answer(
+        "500 Internal Server Error",
+        ["Content-Type: text/plain", "Content-Length: 15", "Connection: close"],
+        b"internal error\n",
+    )
+
+    async def check(port):
+        for path in ("/value", "/lf", "/name"):
+            got = await whole_answer(port, ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+            assert got == error, (path, got)
+        assert await whole_answer(port, GET) == PAGE
+
+    try:
+        await with_server(check, http_handler=page)
+    finally:
+        server_module._print_exc = real
+    assert printed == ["CR or LF in a header from http_handler"] * 3, printed

@@ -8,6 +8,7 @@ MicroPython and CPython.
 import asyncio
 import os
 import struct
+import sys
 
 from microws.server import Server
 
@@ -179,6 +180,31 @@ async def ws_raw(port, path="/", extra=()):
     return reader, writer
 
 
+def tls_contexts():
+    """(server, client) SSLContexts for the run's self-signed certificate (tests/conftest.py
+    makes it); the client's trusts it on CPython and verifies nothing on MicroPython."""
+    import ssl
+
+    certs = os.getenv("MICROWS_TEST_CERTS")
+    assert certs, "MICROWS_TEST_CERTS not set (tests/conftest.py makes the certificates)"
+    mp = sys.implementation.name == "micropython"
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(certs + ("/cert.der" if mp else "/cert.pem"), certs + ("/key.der" if mp else "/key.pem"))
+    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if mp:
+        cctx.verify_mode = ssl.CERT_NONE
+    else:
+        cctx.load_verify_locations(certs + "/ca.pem")
+    return sctx, cctx
+
+
+def seconds():
+    """A monotonic clock in seconds on both runtimes."""
+    import time
+
+    return time.ticks_ms() / 1000 if hasattr(time, "ticks_ms") else time.monotonic()  # pyright: ignore
+
+
 def small_send_buffer(writer):
     """Shrink a stream's kernel send buffer (Linux: SOL_SOCKET 1, SO_SNDBUF 7), so that a
     big send to a peer that reads nothing blocks after some KiB, not after megabytes
@@ -206,19 +232,19 @@ class RawServer(Server):
     Plays a hand-written WebSocket *server* for client-side tests.
     """
 
-    def __init__(self, callback):
-        super().__init__(None, {"ssl": None, "port": 0, "ping_interval": None})
+    def __init__(self, callback, ssl=None):
+        super().__init__(None, {"ssl": ssl, "port": 0, "ping_interval": None, "handshake_timeout": 10})
         self.callback = callback
 
-    async def _client(self, reader, writer):
+    async def _client(self, reader, writer, raw=None):
         try:
             await self.callback(reader, writer)
         finally:
             await close_raw(writer)
 
 
-async def raw_server(callback):
-    srv = RawServer(callback)
+async def raw_server(callback, ssl=None):
+    srv = RawServer(callback, ssl)
     await srv._start("127.0.0.1", 0, 16)
     return srv
 
