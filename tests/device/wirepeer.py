@@ -236,7 +236,7 @@ class RawServer(Server):
         super().__init__(None, {"ssl": ssl, "port": 0, "ping_interval": None, "handshake_timeout": 10})
         self.callback = callback
 
-    async def _client(self, reader, writer, raw=None):
+    async def _client(self, reader, writer):
         try:
             await self.callback(reader, writer)
         finally:

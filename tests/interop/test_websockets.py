@@ -114,3 +114,44 @@ def test_micropython_client_refuses_wss_server_it_cannot_verify(micropython, dev
             await server.wait_closed()
 
     run(body())
+
+
+_CLOSE_TIMING_CLIENT = """
+import asyncio, ssl, sys, time
+import microws
+
+async def main():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_NONE
+    ws = await microws.connect(sys.argv[1], ssl=ctx, ping_interval=None, close_timeout=5)
+    start = time.ticks_ms()
+    await ws.close()
+    print("CLOSED", ws.close_code, time.ticks_diff(time.ticks_ms(), start))
+
+asyncio.run(main())
+"""
+
+
+def test_micropython_client_closes_wss_without_waiting_out_close_timeout(micropython, device_test_certs, tmp_path):
+    # An asyncio server sends its close frame and TLS close_notify, then waits for our
+    # close_notify before it closes TCP; MicroPython's TLS takes that close_notify
+    # silently, so a client waiting for the server's FIN waited the whole close_timeout
+    # (5 s here, 10 s by default) on every close.
+    script = tmp_path / "close_timing.py"
+    script.write_text(_CLOSE_TIMING_CLIENT)
+
+    async def body():
+        server = await websockets_peer.serve(lambda line: None, ssl=server_ssl(device_test_certs))
+        argv = [micropython, script, "wss://127.0.0.1:%d/" % websockets_peer.port_of(server)]
+        try:
+            async with await Peer.start(argv, env=mp_env(LIB), port_timeout=None) as client:
+                assert await client.finish(30) == 0, client.output()
+                closed = [ln for ln in client.lines if ln.startswith("CLOSED")]
+                assert closed, client.output()
+                _, code, ms = closed[0].split()
+                assert code == "1000" and int(ms) < 2500, client.output()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(body())
