@@ -128,7 +128,7 @@ async def _open(url, subprotocols, headers, ssl, open_timeout, options):
         leftover=leftover,
         **options,
     )
-    if raw is not None and ctx is not None:
+    if MICROPYTHON and ctx is not None:
         ws._tls = True
     return ws
 
@@ -207,14 +207,15 @@ class connect:
     # and throw; CPython's create_task: close too): connect(...) is one, opening on its
     # first step. (close() ends that coroutine, not a connection.)
     def send(self, value):
-        if self._coro is None:
-            self._coro = self._open()
-        return self._coro.send(value)
+        return self._opening().send(value)
 
     def throw(self, *exc):
+        return self._opening().throw(*exc)
+
+    def _opening(self):
         if self._coro is None:
             self._coro = self._open()
-        return self._coro.throw(*exc)
+        return self._coro
 
     def close(self):
         if self._coro is not None:

@@ -217,9 +217,8 @@ class WebSocket:
             except OSError:
                 await self._lost()
             return
-        if self._sending_parts:  # no data frame may come between a fragmented message's frames
-            while self._sending_parts:
-                await self._wait_turn()
+        while self._sending_parts:  # no data frame may come between a fragmented message's frames
+            await self._wait_turn()
         p = self.proto
         if p.close_sent is not None or p.state == _CLOSED:
             self._check_sendable()  # raises the right ConnectionClosed

@@ -448,50 +448,53 @@ async def test_a_fragmented_send_that_fails_midway_fails_the_connection_1011():
     assert frames[2][1] == 8 and frames[2][2][:2] == b"\x03\xf3", frames  # 1011
 
 
+class StuckBigSend:
+    """A client whose 1 MiB send has begun but cannot finish: the peer read its first
+    1000 bytes and reads nothing more. ``ws``; ``sending``, the send's task."""
+
+    def __init__(self, **connect_options):
+        self.options = connect_options
+
+    async def __aenter__(self):
+        got_some = asyncio.Event()
+        self.release = asyncio.Event()
+
+        async def script(reader, writer):
+            await wp.read_exact(reader, 1000)
+            got_some.set()
+            await asyncio.wait_for(self.release.wait(), 30)
+
+        self.peer = Peer(script)
+        p = await self.peer.__aenter__()
+        self.ws = await microws.connect(p.url, ping_interval=None, **self.options)
+        wp.small_send_buffer(self.ws._writer)
+        self.sending = asyncio.create_task(self.ws.send(bytes(1 << 20)))
+        await asyncio.wait_for(got_some.wait(), 5)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.release.set()
+        await self.peer.__aexit__(*exc)
+
+
 async def test_cancelling_a_send_midway_through_a_frame_ends_the_connection():
     # Half a frame is on the wire: nothing can follow it, so the connection is dropped
     # (1006), and the next send says so instead of writing into the middle of that frame.
-    got_some = asyncio.Event()
-    release = asyncio.Event()
-
-    async def script(reader, writer):
-        await wp.read_exact(reader, 1000)
-        got_some.set()
-        await asyncio.wait_for(release.wait(), 30)
-
-    async with Peer(script) as p:
-        ws = await microws.connect(p.url, ping_interval=None)
-        wp.small_send_buffer(ws._writer)
-        sending = asyncio.create_task(ws.send(bytes(1 << 20)))
-        await asyncio.wait_for(got_some.wait(), 5)
-        sending.cancel()
-        await araises(asyncio.CancelledError, sending)
-        e = await araises(microws.ConnectionClosedError, ws.send("after"))
+    async with StuckBigSend() as stuck:
+        stuck.sending.cancel()
+        await araises(asyncio.CancelledError, stuck.sending)
+        e = await araises(microws.ConnectionClosedError, stuck.ws.send("after"))
         assert e.code == 1006, e.code
-        assert not ws.open
-        release.set()
+        assert not stuck.ws.open
 
 
 async def test_close_is_bounded_by_close_timeout_while_a_send_is_stuck():
     # The peer reads nothing, so a big send blocks with the write turn; close() must not
     # wait behind it for ever: after close_timeout TCP is dropped and the send ends too.
-    got_some = asyncio.Event()
-    release = asyncio.Event()
-
-    async def script(reader, writer):
-        await wp.read_exact(reader, 1000)
-        got_some.set()
-        await asyncio.wait_for(release.wait(), 30)
-
-    async with Peer(script) as p:
-        ws = await microws.connect(p.url, ping_interval=None, close_timeout=0.2)
-        wp.small_send_buffer(ws._writer)
-        sending = asyncio.create_task(ws.send(bytes(1 << 20)))
-        await asyncio.wait_for(got_some.wait(), 5)
-        await asyncio.wait_for(ws.close(), 5)
-        assert ws.close_code == 1006
-        await araises(microws.ConnectionClosedError, asyncio.wait_for(sending, 5))
-        release.set()
+    async with StuckBigSend(close_timeout=0.2) as stuck:
+        await asyncio.wait_for(stuck.ws.close(), 5)
+        assert stuck.ws.close_code == 1006
+        await araises(microws.ConnectionClosedError, asyncio.wait_for(stuck.sending, 5))
 
 
 async def test_a_wss_connect_that_fails_in_tls_closes_its_socket():
