@@ -240,7 +240,9 @@ class WebSocket:
 
     async def pong(self, data=b""):
         """Send an unsolicited pong (a one-way heartbeat)."""
-        await self._send_frame(_OP_PONG, data.encode() if isinstance(data, str) else data)
+        from .keepalive import control_payload
+
+        await self._send_frame(_OP_PONG, control_payload(data))
 
     async def close(self, code=1000, reason=""):
         """Close handshake: send a close frame, wait (close_timeout) for the peer's, close TCP."""
@@ -480,6 +482,12 @@ class WebSocket:
             # No close frame out or back in time (a peer that reads nothing keeps even our
             # close frame waiting behind a full send buffer): drop TCP, do not wait on it.
             abort = True
+        except asyncio.CancelledError:
+            # The closing task was cancelled (a reconnecting loop's task, a timeout around
+            # close()): nobody will finish this close, so drop TCP now rather than leak it.
+            # _close_tcp(True) completes without waiting on anything.
+            await self._close_tcp(True)
+            raise
         await self._close_tcp(abort)
 
     async def _read_until_closed(self):
@@ -630,7 +638,7 @@ async def read_http_head(reader, limit=_MAX_HEAD_SIZE):
             chunk = await reader.read(1024)
             n = len(chunk)
         if not n:
-            raise InvalidHandshake(_E_HEAD_CLOSED, 400)
+            raise InvalidHandshake(_E_HEAD_CLOSED, 0)  # no HTTP status fits: nothing to answer
         start = len(buf) - 3 if len(buf) > 3 else 0
         buf += chunk
         end = buf.find(b"\r\n\r\n", start)

@@ -7,7 +7,7 @@ Pure functions over bytes; no sockets. Hot paths use the viper versions in
 
 import struct
 
-from .errors import ProtocolError
+from .errors import ProtocolError, error_text
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -149,9 +149,14 @@ def parse_close(payload):
 
 
 def build_close(code, reason=""):
-    """Close frame payload; empty for 1005 (no status), else code + UTF-8 reason (<= 123 bytes)."""
+    """Close frame payload; empty for 1005 (no status), else code + UTF-8 reason (<= 123 bytes).
+
+    A code no endpoint may send (RFC 6455 7.4: 1004, 1006, 1015, under 1000, unassigned
+    ones, 5000 and up) raises ValueError: the peer would fail the connection with 1002."""
     if code == _CLOSE_NO_STATUS:
         return b""
+    if not close_code_is_valid(code):
+        raise ValueError(error_text(_E_CLOSE_CODE, code))
     r = reason.encode() if isinstance(reason, str) else reason
     if len(r) > 123:  # cut on a character boundary so the reason stays valid UTF-8
         cut = 123

@@ -3,7 +3,7 @@
 import binascii
 import os
 
-from .errors import InvalidHandshake
+from .errors import InvalidHandshake, error_text
 from .frames import const  # MicroPython's, or a stand-in on CPython
 from .handshake import accept_key, header_tokens, parse_head
 
@@ -15,6 +15,7 @@ _E_RESPONSE_CONNECTION = const(34)
 _E_ACCEPT = const(35)
 _E_SUBPROTOCOL = const(36)
 _E_EXTENSION = const(37)
+_E_HEADER_CRLF = const(47)
 
 
 def make_key():
@@ -37,7 +38,13 @@ def build_request(host_header, path, key, subprotocols=None, headers=None):
     if headers:
         for name, value in headers.items() if hasattr(headers, "items") else headers:
             lines.append("%s: %s" % (name, value))
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    head = "\r\n".join(lines)
+    # A CR or LF of the caller's would start a header line of its own (header injection,
+    # and an app may pass user input): the only ones are the separators. (The error
+    # shows no value: it may be a secret.)
+    if head.count("\n") >= len(lines) or head.count("\r") >= len(lines):
+        raise ValueError(error_text(_E_HEADER_CRLF))
+    return (head + "\r\n\r\n").encode()
 
 
 def check_response(head, key, subprotocols=None):

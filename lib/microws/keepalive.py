@@ -7,7 +7,7 @@ this code in its heap (MicroPython loads .mpy bytecode into RAM).
 import asyncio
 import os
 
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, error_text
 from .frames import const  # MicroPython's, or a stand-in on CPython
 
 # RFC 6455 numbers this module uses, as private const()s: see the note in frames.py.
@@ -15,6 +15,7 @@ _OP_PING = const(9)
 _CLOSE_INTERNAL_ERROR = const(1011)
 _OPEN = const(1)
 _CLOSED = const(3)
+_E_CONTROL_LONG = const(6)  # error text number (errors.error_text)
 
 
 class PongWaiter(asyncio.Event):
@@ -38,9 +39,18 @@ class PongWaiter(asyncio.Event):
         return True
 
 
+def control_payload(data):
+    """A ping's or pong's payload as bytes (a str as UTF-8); more than 125 bytes, which
+    RFC 6455 5.5 forbids a control frame and the peer would fail with 1002, is ValueError."""
+    data = bytes(data.encode() if isinstance(data, str) else data)
+    if len(data) > 125:
+        raise ValueError(error_text(_E_CONTROL_LONG))
+    return data
+
+
 async def ping(ws, data=b""):
     """Send a ping on ``ws``; returns a PongWaiter, set when the matching pong arrives."""
-    data = bytes(data.encode() if isinstance(data, str) else data)
+    data = control_payload(data)
     waiter = PongWaiter(ws)
     if ws._pings is None:
         ws._pings = []

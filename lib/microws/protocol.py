@@ -513,8 +513,9 @@ class Protocol:
         """Start (or answer) the closing handshake."""
         if self.close_sent is not None:
             return
+        payload = build_close(code, reason)  # first: a code we may not send raises, nothing changed
         self.close_sent = (code, reason)
-        self.send_frame(_OP_CLOSE, build_close(code, reason))
+        self.send_frame(_OP_CLOSE, payload)
         if self.state == _OPEN:
             self.state = _CLOSING
 

@@ -50,6 +50,8 @@ def error_response(err):
         headers.append(("Upgrade", "websocket"))
     elif err.status == 405:
         headers.append(("Allow", "GET"))  # RFC 9110 15.5.6: a 405 must list what is allowed
+    elif err.status == 503:
+        headers.append(("Retry-After", "1"))
     return build_response(err.status, headers, str(err) + "\n")
 
 

@@ -24,6 +24,7 @@ from .handshake_server import accept_response, check_request, parse_request
 
 # Error texts, by number into texts.T (see errors.error_text).
 _E_NO_ROUTE = const(29)
+_E_NO_ROOM = const(48)
 
 _LINGER_READS = const(64)  # at most this many reads after an answer (see _respond)
 # The answer when the heap cannot hold one more connection: a constant, so sending it
@@ -61,32 +62,36 @@ class Server:
 
     async def _start(self, host, port, backlog):
         opt = self._opt
-        if opt["ping_interval"]:  # one keepalive task for all connections
-            from .keepalive import keepalive_sweep
-
-            sweep = keepalive_sweep(self.connections, opt["ping_interval"], opt["ping_timeout"])
-            self._keepalive = asyncio.create_task(sweep)
         ssl = opt["ssl"]
         if not MICROPYTHON:
             tls = {"ssl": ssl, "ssl_handshake_timeout": opt["handshake_timeout"]} if ssl else {}
             self._listener = await asyncio.start_server(self._client, host, port, backlog=backlog, **tls)
             self.port = self._listener.sockets[0].getsockname()[1]  # pyright: ignore (CPython)
-            return
-        import socket
+        else:
+            import socket
 
-        ai = socket.getaddrinfo(host, port)[0]
-        s = socket.socket(ai[0], socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(ai[-1])
-        s.listen(backlog)
-        s.setblocking(False)
-        self._sock = s
-        if port == 0:
-            from .boundport import bound_port
+            ai = socket.getaddrinfo(host, port)[0]
+            s = socket.socket(ai[0], socket.SOCK_STREAM)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(ai[-1])  # a port in use raises here: the socket must not leak
+                s.listen(backlog)
+                s.setblocking(False)
+                if port == 0:
+                    from .boundport import bound_port
 
-            self.port = bound_port(s)
-            forget("boundport")
-        self._accept_task = asyncio.create_task(self._accept_loop(s, ssl))  # pyright: ignore[reportArgumentType]
+                    self.port = bound_port(s)
+                    forget("boundport")
+            except BaseException:
+                s.close()
+                raise
+            self._sock = s
+            self._accept_task = asyncio.create_task(self._accept_loop(s, ssl))  # pyright: ignore[reportArgumentType]
+        if opt["ping_interval"]:  # one keepalive task for all connections, once listening
+            from .keepalive import keepalive_sweep
+
+            sweep = keepalive_sweep(self.connections, opt["ping_interval"], opt["ping_timeout"])
+            self._keepalive = asyncio.create_task(sweep)
 
     async def _accept_loop(self, s, ssl):
         # MicroPython's own accept loop does the same; start_server cannot report port 0's port.
@@ -138,7 +143,6 @@ class Server:
                 await ws.close(1001, "server shutting down")
                 return
             settle_heap(False)  # the handshake's locals are garbage now; the handler's frames go low
-            self.connections.add(ws)
             try:
                 await handler(ws)
             except ConnectionClosed:
@@ -166,12 +170,10 @@ class Server:
     async def _handshake(self, reader, writer):
         """Read and answer the upgrade; returns (WebSocket, handler) or (None, None) when answered otherwise."""
         opt = self._opt
-        if self._closing or (opt["max_connections"] and len(self.connections) >= opt["max_connections"]):
-            from .responses import build_response
-
-            await _respond(reader, writer, build_response(503, [("Retry-After", "1")], "too many connections\n"))
-            return None, None
+        most = opt["max_connections"]
         try:
+            if self._closing or most and len(self.connections) >= most:  # before its request costs heap
+                raise InvalidHandshake(_E_NO_ROOM, 503)
             head, leftover = await asyncio.wait_for(read_http_head(reader), opt["handshake_timeout"])
             request = parse_request(head)
             if not request.is_upgrade() and opt["http_handler"] is not None:
@@ -185,6 +187,8 @@ class Server:
                 if handler is None:
                     raise InvalidHandshake(_E_NO_ROUTE, 404)
             accept, subprotocol = check_request(request, opt["subprotocols"], opt["origins"])
+            if most and len(self.connections) >= most:  # places taken while its request came
+                raise InvalidHandshake(_E_NO_ROOM, 503)
             # Everything the connection needs is made before the 101 goes out: if the
             # heap runs short, _client still answers a plain 503, not a WebSocket that
             # closes before it was set up.
@@ -203,12 +207,16 @@ class Server:
                 leftover=leftover,
             )
         except InvalidHandshake as e:
-            from .responses import error_response
+            if e.status:  # (0: the client hung up before its request ended)
+                from .responses import error_response
 
-            await _respond(reader, writer, error_response(e))
+                await _respond(reader, writer, error_response(e))
             return None, None
         except (asyncio.TimeoutError, OSError, EOFError):
             return None, None  # _client closes the socket
+        # Counted from here, with no await since the check above: max_connections holds
+        # for clients that arrive together too.
+        self.connections.add(ws)
         writer.write(response)  # drained by _client once ws is its own
         return ws, handler
 
@@ -228,6 +236,8 @@ class Server:
             self._sock = None
         for ws in list(self.connections):
             asyncio.create_task(ws.close(1001, "server shutting down"))
+        if self._drained is not None:
+            self._drained.set()  # wait_closed() waits for close() first
 
     async def wait_closed(self):
         """Wait until the listener and every connection are closed.
@@ -235,11 +245,16 @@ class Server:
         Handlers still running ``close_timeout`` after ``close()`` (stuck on
         something other than their socket) are cancelled.
         """
-        if self._listener is not None:
-            await self._listener.wait_closed()
         if self._drained is None:
             self._drained = asyncio.Event()
-        timeout = self._opt.get("close_timeout", 10) + 1
+        while not self._closing:  # close() sets the event (so does every last connection)
+            self._drained.clear()
+            await self._drained.wait()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+        timeout = self._opt.get("close_timeout", 10)
+        if timeout is not None:
+            timeout += 1
         while self._tasks:
             self._drained.clear()
             try:

@@ -54,5 +54,6 @@ T = (
     "message parts must be str or bytes",  # E_PART_TYPE
     "a fragmented message mixes str and bytes",  # E_PARTS_MIXED
     "a blank, control character or '#' in %r",  # E_URL_CHAR
-    "CR or LF in a header from http_handler",  # E_HEADER_CRLF
+    "CR or LF in a header",  # E_HEADER_CRLF
+    "too many connections, or shutting down",  # E_NO_ROOM
 )

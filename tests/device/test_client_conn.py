@@ -682,3 +682,76 @@ async def test_bad_urls_are_rejected_clearly():
     for bad in ("http://h/", "ws://", "ws://user@h/", "ws://h/p#f", "ws://h/a b", "ws://h/a\r\nX: y"):
         with raises(ValueError):
             parse_url(bad)
+
+
+async def echo_peer(reader, writer):
+    # Echoes data frames, answers pings, echoes the close.
+    while True:
+        fin, op, payload, _ = await wp.read_frame(reader, True)
+        await wp.send(writer, wp.frame(10 if op == 9 else op, payload, mask=False))
+        if op == 8:
+            return
+
+
+async def test_close_with_a_code_no_endpoint_may_send_raises_and_the_connection_goes_on():
+    # RFC 6455 7.4: 1004, 1006, 1015, codes under 1000, unassigned ones and 5000 and up
+    # must not be sent (the peer fails the connection with 1002). Nothing goes out.
+    async with Peer(echo_peer) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        for code in (0, 999, 1004, 1006, 1015, 1016, 2999, 5000, 70000):
+            e = await araises(ValueError, ws.close(code))
+            assert str(code) in str(e), e
+        assert ws.open
+        await ws.send("still open")
+        assert await ws.recv() == "still open"
+        await ws.close(4000, "bye")
+        assert ws.close_code == 4000 and ws.close_reason == "bye"
+
+
+async def test_ping_or_pong_payload_over_125_bytes_raises_before_sending():
+    # RFC 6455 5.5: a control frame carries at most 125 bytes; the peer would fail 1002.
+    async with Peer(echo_peer) as p:
+        ws = await microws.connect(p.url, ping_interval=None)
+        for call in (ws.ping(b"x" * 126), ws.pong(b"x" * 126), ws.ping("é" * 63), ws.ping(b"x" * 70000)):
+            await araises(ValueError, call)
+        waiter = await ws.ping(b"y" * 125)
+        await asyncio.wait_for(waiter.wait(), 5)
+        await ws.close()
+        assert ws.close_code == 1000
+
+
+async def test_a_cancelled_close_drops_tcp_instead_of_leaking_the_socket():
+    # The peer reads our close frame but never answers it: close() waits (close_timeout).
+    # Cancelling it (a timeout around it, a reconnecting loop's task) must not leave the
+    # socket open: nobody would ever close it.
+    got_close = asyncio.Event()
+    saw_eof = asyncio.Event()
+
+    async def mute(reader, writer):
+        while True:
+            fin, op, payload, _ = await wp.read_frame(reader, True)
+            if op == 8:
+                got_close.set()
+                break
+        await wp.read_eof(reader)
+        saw_eof.set()
+
+    async with Peer(mute) as p:
+        ws = await microws.connect(p.url, ping_interval=None, close_timeout=30)
+        closing = asyncio.create_task(ws.close())
+        await asyncio.wait_for(got_close.wait(), 5)
+        closing.cancel()
+        await araises(asyncio.CancelledError, closing)
+        await asyncio.wait_for(saw_eof.wait(), 5)
+        assert ws.close_code == 1006
+
+
+async def test_a_server_that_hangs_up_without_an_answer_is_status_0_not_400():
+    async def hang_up(reader, writer):
+        while b"\r\n\r\n" not in await reader.read(1024):
+            pass
+        writer.close()
+
+    async with Peer(hang_up, respond=False) as p:
+        e = await araises(microws.InvalidHandshake, microws.connect(p.url))
+        assert e.status == 0, e.status

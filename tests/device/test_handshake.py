@@ -55,3 +55,20 @@ def test_random_heads_only_ever_raise_invalid_handshake():
             check_request(request, ["a"], ["http://ok"])
         except InvalidHandshake as e:
             assert 400 <= e.status < 500, (head, e.status)
+
+
+def test_request_headers_with_cr_or_lf_raise_value_error():
+    # A value with CR or LF would smuggle in a header line of its own (and an app may
+    # pass user input as a header); the error text must not show the value.
+    from microws.handshake_client import build_request
+
+    for headers in (
+        {"X-Token": "abc\r\nX-Injected: yes"},
+        {"X-Token": "abc\nX-Injected: yes"},
+        [("X-A\r\nX-B", "1")],
+        [("X-A", "1\r")],
+    ):
+        with raises(ValueError) as e:
+            build_request("h", "/", "k", headers=headers)
+        assert "abc" not in str(e.value) and "yes" not in str(e.value)
+    assert b"\r\nX-Token: a b\r\n" in build_request("h", "/", "k", headers={"X-Token": "a b"})

@@ -3,6 +3,7 @@
 import asyncio
 
 import wirepeer as wp
+from devtest import IS_MICROPYTHON, araises
 
 import microws
 
@@ -437,4 +438,72 @@ async def test_cr_or_lf_in_a_page_hook_header_gets_500_not_a_split_response():
         await with_server(check, http_handler=page)
     finally:
         server_module._print_exc = real
-    assert printed == ["CR or LF in a header from http_handler"] * 3, printed
+    assert printed == ["CR or LF in a header"] * 3, printed
+
+
+async def test_max_connections_holds_for_clients_that_arrive_together():
+    # Six requests already sent before the server reads any: each is checked before
+    # any of the others is counted, so the limit must be taken when the 101 is decided.
+    release = asyncio.Event()
+
+    async def hold(ws):
+        await release.wait()
+
+    async def check(port):
+        conns, statuses = [], []
+        for _ in range(6):  # (no await in a comprehension on MicroPython)
+            conns.append(await wp.open_raw(port, wp.upgrade_request()))
+        for r, _ in conns:
+            statuses.append((await wp.read_head(r))[0])
+        assert sorted(statuses) == [101, 101, 503, 503, 503, 503], statuses
+        release.set()
+        for _, w in conns:
+            await wp.close_raw(w)
+
+    await with_server(check, handler=hold, max_connections=2)
+
+
+async def test_wait_closed_waits_for_close_even_with_no_connection_left():
+    srv = await microws.serve(echo, "127.0.0.1", 0)
+    waiting = asyncio.create_task(srv.wait_closed())
+    ws = await microws.connect("ws://127.0.0.1:%d/" % srv.port, ping_interval=None)
+    await ws.send("a")
+    assert await ws.recv() == "a"
+    await ws.close()  # the last connection ends: the server still listens
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    ws = await microws.connect("ws://127.0.0.1:%d/" % srv.port, ping_interval=None)
+    await ws.close()
+    srv.close()
+    await asyncio.wait_for(waiting, 5)
+
+
+async def test_serve_with_close_timeout_none_closes_and_waits_without_a_bound():
+    srv = await microws.serve(echo, "127.0.0.1", 0, close_timeout=None)
+    ws = await microws.connect("ws://127.0.0.1:%d/" % srv.port, ping_interval=None)
+    reading = asyncio.create_task(ws.recv())  # so the server's 1001 gets its answer
+    srv.close()
+    await asyncio.wait_for(srv.wait_closed(), 5)
+    await araises(microws.ConnectionClosedOK, reading)
+    assert ws.close_code == 1001
+
+
+async def test_serve_on_a_port_in_use_raises_and_leaves_no_socket_or_task_behind():
+    import os
+
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    def tasks():
+        return 0 if IS_MICROPYTHON else len(asyncio.all_tasks())
+
+    srv = await microws.serve(echo, "127.0.0.1", 0)
+    try:
+        fds, n = open_fds(), tasks()
+        for _ in range(5):
+            await araises(OSError, microws.serve(echo, "127.0.0.1", srv.port, ping_interval=5))
+        assert (open_fds(), tasks()) == (fds, n)
+    finally:
+        srv.close()
+        await srv.wait_closed()
