@@ -42,9 +42,8 @@ def build_response(status, headers=None, body=None, head=False):
     return out + body if body and not head else out
 
 
-def error_response(err, head=False):
-    """Response bytes for a failed handshake (426 also names the version we speak, 405 the
-    method); ``head``: the request was HEAD, so no body (RFC 9110 9.3.2)."""
+def error_response(err):
+    """Response bytes for a failed handshake (426 also names the version we speak, 405 the method)."""
     headers = [("Content-Type", "text/plain")]
     if err.status == 426:
         headers.append(("Sec-WebSocket-Version", "13"))
@@ -53,7 +52,7 @@ def error_response(err, head=False):
         headers.append(("Allow", "GET"))  # RFC 9110 15.5.6: a 405 must list what is allowed
     elif err.status == 503:
         headers.append(("Retry-After", "1"))
-    return build_response(err.status, headers, str(err) + "\n", head)
+    return build_response(err.status, headers, str(err) + "\n")
 
 
 async def http_response(http_handler, request):

@@ -171,7 +171,6 @@ class Server:
         """Read and answer the upgrade; returns (WebSocket, handler) or (None, None) when answered otherwise."""
         opt = self._opt
         most = opt["max_connections"]
-        head = b""
         try:
             if self._closing or most and len(self.connections) >= most:  # before its request costs heap
                 raise InvalidHandshake(_E_NO_ROOM, 503)
@@ -211,7 +210,7 @@ class Server:
             if e.status:  # (0: the client hung up before its request ended)
                 from .responses import error_response
 
-                await _respond(reader, writer, error_response(e, head.startswith(b"HEAD ")))
+                await _respond(reader, writer, error_response(e))
             return None, None
         except (asyncio.TimeoutError, OSError, EOFError):
             return None, None  # _client closes the socket

@@ -178,15 +178,6 @@ async def test_plain_http_hook_serves_a_page_beside_the_websocket():
     await with_server(check, http_handler=page)
 
 
-async def test_head_refused_by_a_server_without_a_page_hook_gets_no_body():
-    async def check(port):
-        answer = await whole_answer(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET\r\n" in answer, answer
-        assert answer.endswith(b"\r\n\r\n"), answer  # the head alone
-
-    await with_server(check)
-
-
 async def test_a_failing_page_handler_gets_500_and_the_server_keeps_serving():
     def page(request):
         if request.path == "/boom":
