@@ -484,4 +484,3 @@ async def test_max_size_none_means_no_limit():
         await wp.send(w, wp.frame(2, big))
         assert (await wp.read_frame(r))[2] == big
         await wp.close_raw(w)
-
