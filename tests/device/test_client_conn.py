@@ -755,4 +755,3 @@ async def test_a_server_that_hangs_up_without_an_answer_is_status_0_not_400():
     async with Peer(hang_up, respond=False) as p:
         e = await araises(microws.InvalidHandshake, microws.connect(p.url))
         assert e.status == 0, e.status
-
